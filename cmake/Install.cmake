@@ -1,0 +1,17 @@
+# Installs the library, its headers and a CMake package so users can find_package(msgframe).
+include(CMakePackageConfigHelpers)
+
+install(TARGETS msgframe EXPORT msgframeTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(DIRECTORY include/msgframe DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+set(MSGFRAME_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/msgframe)
+install(EXPORT msgframeTargets NAMESPACE msgframe:: DESTINATION ${MSGFRAME_CMAKE_DIR})
+configure_package_config_file(cmake/msgframeConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/msgframeConfig.cmake INSTALL_DESTINATION ${MSGFRAME_CMAKE_DIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/msgframeConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/msgframeConfig.cmake
+  ${PROJECT_BINARY_DIR}/msgframeConfigVersion.cmake DESTINATION ${MSGFRAME_CMAKE_DIR})
