@@ -13,10 +13,6 @@ using msgframe::LengthPrefix;
 
 namespace {
 
-const LengthPrefix all_prefixes[] = {
-    LengthPrefix::u8,     LengthPrefix::u16_be, LengthPrefix::u16_le, LengthPrefix::u32_be,
-    LengthPrefix::u32_le, LengthPrefix::u64_be, LengthPrefix::u64_le, LengthPrefix::varint};
-
 std::string validation_message(const FrameOptions& options) {
   try {
     msgframe::validate(options);
@@ -61,7 +57,7 @@ BOOST_AUTO_TEST_CASE(encoder_and_decoder_validate_at_construction) {
 }
 
 BOOST_AUTO_TEST_CASE(names_round_trip) {
-  for (const auto prefix : all_prefixes) {
+  for (const auto prefix : msgframe::all_length_prefixes) {
     const auto parsed = msgframe::parse_length_prefix(msgframe::to_string(prefix));
     BOOST_TEST_REQUIRE(parsed.has_value());
     BOOST_TEST((*parsed == prefix));

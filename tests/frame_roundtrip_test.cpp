@@ -20,10 +20,6 @@ namespace {
 
 constexpr int streams_per_format = 400;
 
-const LengthPrefix all_prefixes[] = {
-    LengthPrefix::u8,     LengthPrefix::u16_be, LengthPrefix::u16_le, LengthPrefix::u32_be,
-    LengthPrefix::u32_le, LengthPrefix::u64_be, LengthPrefix::u64_le, LengthPrefix::varint};
-
 class RandomStreams {
  public:
   explicit RandomStreams(std::uint64_t seed) : random_(seed) {}
@@ -77,7 +73,7 @@ Bytes encode(const FrameOptions& options, const std::vector<Bytes>& bodies) {
 
 BOOST_AUTO_TEST_CASE(random_streams_in_random_chunks_decode_to_what_was_encoded) {
   RandomStreams random(0x6d7367667261);
-  for (const auto format : all_prefixes) {
+  for (const auto format : msgframe::all_length_prefixes) {
     for (int round = 0; round < streams_per_format; ++round) {
       const auto options = random.options(format);
       const auto bodies = random.bodies(options.max_frame_bytes);
@@ -100,7 +96,7 @@ BOOST_AUTO_TEST_CASE(random_streams_in_random_chunks_decode_to_what_was_encoded)
 
 BOOST_AUTO_TEST_CASE(a_cut_stream_yields_whole_frames_and_keeps_the_rest_pending) {
   RandomStreams random(0x637574);
-  for (const auto format : all_prefixes) {
+  for (const auto format : msgframe::all_length_prefixes) {
     for (int round = 0; round < streams_per_format; ++round) {
       const auto options = random.options(format);
       const auto bodies = random.bodies(options.max_frame_bytes);

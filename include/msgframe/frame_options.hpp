@@ -1,6 +1,7 @@
 // How frames are delimited: the length prefix format and the largest body a peer accepts.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -20,6 +21,10 @@ enum class LengthPrefix : std::uint8_t {
   u64_le,
   varint,  // protobuf base-128 varint, 1 to 10 bytes
 };
+
+inline constexpr std::array<LengthPrefix, 8> all_length_prefixes{
+    LengthPrefix::u8,     LengthPrefix::u16_be, LengthPrefix::u16_le, LengthPrefix::u32_be,
+    LengthPrefix::u32_le, LengthPrefix::u64_be, LengthPrefix::u64_le, LengthPrefix::varint};
 
 // The longest prefix of any format: a 10-byte varint.
 inline constexpr std::size_t max_length_prefix_bytes = 10;

@@ -40,60 +40,50 @@ inline PrefixRead read_varint_prefix(const unsigned char* data, std::size_t avai
   return {readable == max_length_prefix_bytes ? PrefixStatus::malformed : PrefixStatus::incomplete};
 }
 
+template <std::size_t width, class Load>
+PrefixRead read_fixed_prefix(const unsigned char* data, std::size_t available,
+                             std::uint64_t max_body_bytes, Load load) noexcept {
+  if (available < width) return {PrefixStatus::incomplete};
+  const std::uint64_t length = load(data);
+  if (length > max_body_bytes) return {PrefixStatus::too_large};
+  return {PrefixStatus::complete, width, length};
+}
+
 inline PrefixRead read_length_prefix(LengthPrefix format, const std::byte* bytes,
                                      std::size_t available, std::uint64_t max_body_bytes) noexcept {
   namespace endian = boost::endian;
   const auto* data = reinterpret_cast<const unsigned char*>(bytes);
-  std::size_t width = 0;
-  std::uint64_t length = 0;
-  // The protocol's own format first, with no jump through the switch.
+  const auto load_u8 = [](const unsigned char* p) { return *p; };
+  const auto load_u16_be = [](const unsigned char* p) { return endian::load_big_u16(p); };
+  const auto load_u16_le = [](const unsigned char* p) { return endian::load_little_u16(p); };
+  const auto load_u32_be = [](const unsigned char* p) { return endian::load_big_u32(p); };
+  const auto load_u32_le = [](const unsigned char* p) { return endian::load_little_u32(p); };
+  const auto load_u64_be = [](const unsigned char* p) { return endian::load_big_u64(p); };
+  const auto load_u64_le = [](const unsigned char* p) { return endian::load_little_u64(p); };
+
+  // The protocol's own format first: no jump through the switch on the common path.
   if (format == LengthPrefix::u32_be) [[likely]] {
-    if (available < 4) return {PrefixStatus::incomplete};
-    length = endian::load_big_u32(data);
-    if (length > max_body_bytes) return {PrefixStatus::too_large};
-    return {PrefixStatus::complete, 4, length};
+    return read_fixed_prefix<4>(data, available, max_body_bytes, load_u32_be);
   }
   switch (format) {
-    case LengthPrefix::u32_be:
-      width = 4;
-      if (available < width) return {PrefixStatus::incomplete};
-      length = endian::load_big_u32(data);
-      break;
     case LengthPrefix::u8:
-      width = 1;
-      if (available < width) return {PrefixStatus::incomplete};
-      length = data[0];
-      break;
+      return read_fixed_prefix<1>(data, available, max_body_bytes, load_u8);
     case LengthPrefix::u16_be:
-      width = 2;
-      if (available < width) return {PrefixStatus::incomplete};
-      length = endian::load_big_u16(data);
-      break;
+      return read_fixed_prefix<2>(data, available, max_body_bytes, load_u16_be);
     case LengthPrefix::u16_le:
-      width = 2;
-      if (available < width) return {PrefixStatus::incomplete};
-      length = endian::load_little_u16(data);
-      break;
+      return read_fixed_prefix<2>(data, available, max_body_bytes, load_u16_le);
+    case LengthPrefix::u32_be:
+      return read_fixed_prefix<4>(data, available, max_body_bytes, load_u32_be);
     case LengthPrefix::u32_le:
-      width = 4;
-      if (available < width) return {PrefixStatus::incomplete};
-      length = endian::load_little_u32(data);
-      break;
+      return read_fixed_prefix<4>(data, available, max_body_bytes, load_u32_le);
     case LengthPrefix::u64_be:
-      width = 8;
-      if (available < width) return {PrefixStatus::incomplete};
-      length = endian::load_big_u64(data);
-      break;
+      return read_fixed_prefix<8>(data, available, max_body_bytes, load_u64_be);
     case LengthPrefix::u64_le:
-      width = 8;
-      if (available < width) return {PrefixStatus::incomplete};
-      length = endian::load_little_u64(data);
-      break;
+      return read_fixed_prefix<8>(data, available, max_body_bytes, load_u64_le);
     case LengthPrefix::varint:
-      return read_varint_prefix(data, available, max_body_bytes);
+      break;
   }
-  if (length > max_body_bytes) return {PrefixStatus::too_large};
-  return {PrefixStatus::complete, width, length};
+  return read_varint_prefix(data, available, max_body_bytes);
 }
 
 }  // namespace msgframe::detail
