@@ -50,7 +50,7 @@ class FrameDecoder {
 
   // The next complete body, or nothing when more bytes are needed or the decoder failed
   // (see error()). The view is valid until the next prepare(), feed() or reset().
-  std::optional<std::span<const std::byte>> next() noexcept;
+  [[nodiscard]] std::optional<std::span<const std::byte>> next() noexcept;
 
   // Why the decoder failed, or a default error_code while it has not.
   boost::system::error_code error() const noexcept { return error_; }

@@ -33,12 +33,13 @@ class FrameEncoder {
 
   // The prefix for a body of body_bytes, or error::frame_too_large when body_bytes exceeds
   // max_frame_bytes (the peer would refuse the frame). The body itself is never touched.
-  boost::system::result<FramePrefix> encode_prefix(std::size_t body_bytes) const noexcept;
+  [[nodiscard]] boost::system::result<FramePrefix> encode_prefix(
+      std::size_t body_bytes) const noexcept;
 
   // Appends prefix and body to out: for streams built in memory. Transports should send
   // encode_prefix() and the body as one gather write instead of copying.
-  boost::system::error_code append_frame(std::vector<std::byte>& out,
-                                         std::span<const std::byte> body) const;
+  [[nodiscard]] boost::system::error_code append_frame(std::vector<std::byte>& out,
+                                                       std::span<const std::byte> body) const;
 
   const FrameOptions& options() const noexcept { return options_; }
 

@@ -29,7 +29,7 @@ inline constexpr std::array<LengthPrefix, 8> all_length_prefixes{
 // The longest prefix of any format: a 10-byte varint.
 inline constexpr std::size_t max_length_prefix_bytes = 10;
 
-inline constexpr std::size_t default_max_frame_bytes = 4 * 1024 * 1024;
+inline constexpr std::size_t default_max_frame_bytes = std::size_t{4} * 1024 * 1024;
 
 struct FrameOptions {
   LengthPrefix length_prefix = LengthPrefix::u32_be;

@@ -17,7 +17,7 @@ enum class PrefixStatus : std::uint8_t {
 };
 
 struct PrefixRead {
-  PrefixStatus status;
+  PrefixStatus status = PrefixStatus::incomplete;
   std::size_t prefix_bytes = 0;
   std::uint64_t body_bytes = 0;
 };
