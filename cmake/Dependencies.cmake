@@ -8,3 +8,7 @@ if(NOT Boost_FOUND)
     "On Debian 12 run scripts/install-deps.sh, or apt-get install libboost1.81-dev "
     "libboost-test1.81-dev libboost-program-options1.81-dev.")
 endif()
+
+# Protocol Buffers 3.21 (libprotobuf-dev, protobuf-compiler): the messages of the wire contract.
+find_package(Protobuf 3.21 REQUIRED)
+find_package(Threads REQUIRED)

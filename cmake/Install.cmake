@@ -6,6 +6,12 @@ install(TARGETS msgframe EXPORT msgframeTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY include/msgframe DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# Generated headers and the .proto files side by side, so users can
+# import "msgframe/v1/envelope.proto" with -I<prefix>/include.
+install(DIRECTORY ${PROJECT_BINARY_DIR}/generated/msgframe DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  FILES_MATCHING PATTERN "*.pb.h")
+install(DIRECTORY proto/msgframe DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  FILES_MATCHING PATTERN "*.proto")
 
 set(MSGFRAME_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/msgframe)
 install(EXPORT msgframeTargets NAMESPACE msgframe:: DESTINATION ${MSGFRAME_CMAKE_DIR})

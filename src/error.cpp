@@ -1,6 +1,7 @@
 // The "msgframe" error category and the words it uses for each error.
 #include "msgframe/error.hpp"
 
+#include <iterator>
 #include <ostream>
 #include <string>
 
@@ -19,6 +20,31 @@ class ErrorCategory final : public boost::system::error_category {
       case error::bad_length_prefix:
         return "malformed length prefix: a varint length is longer than 10 bytes; check that "
                "both peers use the same length prefix format";
+      case error::bad_envelope:
+        return "bad envelope: the frame is not a valid msgframe.v1.Envelope (or its kind is "
+               "unspecified or unknown); check that the peer speaks msgframe protocol v1";
+      case error::unknown_type:
+        return "unknown type: the server has no handler for this request type; check the "
+               "message's full name and that the server registers it";
+      case error::bad_payload:
+        return "bad payload: the payload does not parse as the message type it claims to be";
+      case error::overloaded:
+        return "overloaded: the server refused the request for lack of capacity; retry later";
+      case error::internal:
+        return "internal error: the server's handler failed; see the server's log";
+      case error::timeout:
+        return "timeout: no reply came before the deadline; the server may be slow or gone";
+      case error::shutting_down:
+        return "shutting down: the server is stopping and takes no new requests; reconnect "
+               "later";
+      case error::unknown_server_error:
+        return "the server answered with an error code this client does not know";
+      case error::connection_lost:
+        return "connection lost: the connection closed before the reply arrived";
+      case error::not_connected:
+        return "not connected: connect the client before calling";
+      case error::unexpected_response_type:
+        return "unexpected response type: the reply is not the message type the call expected";
     }
     return "unknown msgframe error " + std::to_string(value);
   }
@@ -36,12 +62,21 @@ boost::system::error_code make_error_code(error value) noexcept {
 }
 
 std::ostream& operator<<(std::ostream& out, error value) {
-  switch (value) {
-    case error::frame_too_large:
-      return out << "frame_too_large";
-    case error::bad_length_prefix:
-      return out << "bad_length_prefix";
-  }
+  static constexpr const char* names[] = {"frame_too_large",
+                                          "bad_length_prefix",
+                                          "bad_envelope",
+                                          "unknown_type",
+                                          "bad_payload",
+                                          "overloaded",
+                                          "internal",
+                                          "timeout",
+                                          "shutting_down",
+                                          "unknown_server_error",
+                                          "connection_lost",
+                                          "not_connected",
+                                          "unexpected_response_type"};
+  const auto index = static_cast<std::size_t>(value) - 1;
+  if (index < std::size(names)) return out << names[index];
   return out << "msgframe::error(" << static_cast<int>(value) << ")";
 }
 

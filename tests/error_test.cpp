@@ -3,6 +3,8 @@
 #include "msgframe/error.hpp"
 
 #include <boost/test/unit_test.hpp>
+#include <set>
+#include <sstream>
 
 BOOST_AUTO_TEST_CASE(codes_belong_to_the_msgframe_category) {
   const boost::system::error_code code = msgframe::error::frame_too_large;
@@ -23,4 +25,20 @@ BOOST_AUTO_TEST_CASE(messages_say_what_happened_and_what_to_do) {
 BOOST_AUTO_TEST_CASE(unknown_values_still_get_a_message) {
   const boost::system::error_code code(999, msgframe::error_category());
   BOOST_TEST(code.message().find("999") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(every_error_has_its_own_message_and_name) {
+  std::set<std::string> messages;
+  std::set<std::string> names;
+  constexpr int last = static_cast<int>(msgframe::error::unexpected_response_type);
+  for (int value = 1; value <= last; ++value) {
+    const auto error = static_cast<msgframe::error>(value);
+    messages.insert(make_error_code(error).message());
+    std::ostringstream name;
+    name << error;
+    BOOST_TEST(name.str().find("msgframe::error(") == std::string::npos);
+    names.insert(name.str());
+  }
+  BOOST_TEST(messages.size() == static_cast<std::size_t>(last));
+  BOOST_TEST(names.size() == static_cast<std::size_t>(last));
 }

@@ -1,0 +1,239 @@
+// Hand-written Envelope wire format, so that payloads are serialized in place and read as views.
+#include "msgframe/envelope.hpp"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
+#include <limits>
+
+namespace msgframe {
+namespace {
+
+using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
+using google::protobuf::io::CodedOutputStream;
+
+enum EnvelopeField : int {
+  id_field = 1,
+  kind_field = 2,
+  type_field = 3,
+  payload_field = 4,
+  error_field = 5
+};
+
+std::size_t length_delimited_size(int field, std::size_t length) {
+  return WireFormatLite::TagSize(field, WireFormatLite::TYPE_BYTES) +
+         CodedOutputStream::VarintSize64(length) + length;
+}
+
+std::uint8_t* write_length_delimited_header(int field, std::size_t length, std::uint8_t* target) {
+  target =
+      WireFormatLite::WriteTagToArray(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, target);
+  return CodedOutputStream::WriteVarint64ToArray(length, target);
+}
+
+// Reads a length-delimited field's bytes as a view of the input.
+bool read_view(CodedInputStream& input, const std::uint8_t* base, std::string_view& out) {
+  int length = 0;
+  if (!input.ReadVarintSizeAsInt(&length)) return false;
+  const int position = input.CurrentPosition();
+  if (!input.Skip(length)) return false;
+  out = {reinterpret_cast<const char*>(base) + position, static_cast<std::size_t>(length)};
+  return true;
+}
+
+bool read_error(CodedInputStream& input, v1::Error& error) {
+  int length = 0;
+  if (!input.ReadVarintSizeAsInt(&length)) return false;
+  const auto limit = input.PushLimit(length);
+  // Repeated occurrences of a message field merge, as protobuf's own parser does.
+  const bool parsed = error.MergePartialFromCodedStream(&input) && input.ConsumedEntireMessage();
+  input.PopLimit(limit);
+  return parsed;
+}
+
+bool read_fields(CodedInputStream& input, const std::uint8_t* base, EnvelopeView& out) {
+  while (const std::uint32_t tag = input.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const auto wire_type = WireFormatLite::GetTagWireType(tag);
+    const bool varint = wire_type == WireFormatLite::WIRETYPE_VARINT;
+    const bool delimited = wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    std::uint64_t value = 0;
+    std::string_view bytes;
+    if (field == id_field && varint) {
+      if (!input.ReadVarint64(&out.id)) return false;
+    } else if (field == kind_field && varint) {
+      if (!input.ReadVarint64(&value)) return false;
+      // Enums are int32 on the wire: a negative one arrives sign-extended to 64 bits.
+      out.kind = static_cast<int>(static_cast<std::int32_t>(value));
+    } else if (field == type_field && delimited) {
+      if (!read_view(input, base, out.type)) return false;
+    } else if (field == payload_field && delimited) {
+      if (!read_view(input, base, bytes)) return false;
+      out.payload = std::as_bytes(std::span(bytes.data(), bytes.size()));
+    } else if (field == error_field && delimited) {
+      if (!out.error) out.error.emplace();
+      if (!read_error(input, *out.error)) return false;
+    } else if (!WireFormatLite::SkipField(&input, tag)) {  // unknown, or a known number with a
+      return false;                                        // foreign wire type, as protobuf does
+    }
+  }
+  // ReadTag() returns 0 at the end and on a malformed tag; only the end is fine.
+  return input.ConsumedEntireMessage();
+}
+
+}  // namespace
+
+boost::system::error_code parse_envelope(std::span<const std::byte> body, EnvelopeView& out) {
+  out = EnvelopeView{};
+  if (body.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+    return error::bad_envelope;
+  }
+  const auto* base = reinterpret_cast<const std::uint8_t*>(body.data());
+  CodedInputStream input(base, static_cast<int>(body.size()));
+  const bool well_formed = read_fields(input, base, out) && input.BytesUntilLimit() == 0;
+  if (!well_formed || !is_valid_utf8(out.type)) return error::bad_envelope;
+  if (out.kind < v1::KIND_REQUEST || out.kind > v1::KIND_EVENT) return error::bad_envelope;
+  return {};
+}
+
+std::size_t envelope_size(const OutgoingEnvelope& envelope) {
+  std::size_t size = 0;
+  if (envelope.id != 0) {
+    size += WireFormatLite::TagSize(id_field, WireFormatLite::TYPE_UINT64) +
+            WireFormatLite::UInt64Size(envelope.id);
+  }
+  if (envelope.kind != 0) {
+    size += WireFormatLite::TagSize(kind_field, WireFormatLite::TYPE_ENUM) +
+            WireFormatLite::EnumSize(envelope.kind);
+  }
+  if (!envelope.type.empty()) size += length_delimited_size(type_field, envelope.type.size());
+  if (envelope.payload != nullptr) {
+    const std::size_t payload_size = envelope.payload->ByteSizeLong();
+    if (payload_size > 0) size += length_delimited_size(payload_field, payload_size);
+  }
+  if (envelope.error != nullptr) {
+    size += length_delimited_size(error_field, envelope.error->ByteSizeLong());
+  }
+  return size;
+}
+
+void append_envelope(std::vector<std::byte>& out, const OutgoingEnvelope& envelope,
+                     std::size_t size) {
+  const std::size_t start = out.size();
+  out.resize(start + size);
+  auto* target = reinterpret_cast<std::uint8_t*>(out.data() + start);
+  if (envelope.id != 0) target = WireFormatLite::WriteUInt64ToArray(id_field, envelope.id, target);
+  if (envelope.kind != 0)
+    target = WireFormatLite::WriteEnumToArray(kind_field, envelope.kind, target);
+  if (!envelope.type.empty()) {
+    target = write_length_delimited_header(type_field, envelope.type.size(), target);
+    target = std::copy(envelope.type.begin(), envelope.type.end(), target);
+  }
+  // Sizes were cached by envelope_size(): serialize without measuring again.
+  if (envelope.payload != nullptr && envelope.payload->GetCachedSize() > 0) {
+    target = write_length_delimited_header(
+        payload_field, static_cast<std::size_t>(envelope.payload->GetCachedSize()), target);
+    target = envelope.payload->SerializeWithCachedSizesToArray(target);
+  }
+  if (envelope.error != nullptr) {
+    target = write_length_delimited_header(
+        error_field, static_cast<std::size_t>(envelope.error->GetCachedSize()), target);
+    target = envelope.error->SerializeWithCachedSizesToArray(target);
+  }
+}
+
+boost::system::error_code append_envelope_frame(std::vector<std::byte>& out,
+                                                const FrameEncoder& encoder,
+                                                const OutgoingEnvelope& envelope) {
+  const std::size_t size = envelope_size(envelope);
+  const auto prefix = encoder.encode_prefix(size);
+  if (!prefix) return prefix.error();
+  out.insert(out.end(), prefix->bytes().begin(), prefix->bytes().end());
+  append_envelope(out, envelope, size);
+  return {};
+}
+
+v1::ErrorCode to_wire_error(msgframe::error value) noexcept {
+  switch (value) {
+    case error::unknown_type:
+      return v1::ERROR_CODE_UNKNOWN_TYPE;
+    case error::bad_payload:
+      return v1::ERROR_CODE_BAD_PAYLOAD;
+    case error::bad_envelope:
+      return v1::ERROR_CODE_BAD_ENVELOPE;
+    case error::frame_too_large:
+      return v1::ERROR_CODE_FRAME_TOO_LARGE;
+    case error::overloaded:
+      return v1::ERROR_CODE_OVERLOADED;
+    case error::timeout:
+      return v1::ERROR_CODE_TIMEOUT;
+    case error::shutting_down:
+      return v1::ERROR_CODE_SHUTTING_DOWN;
+    default:
+      return v1::ERROR_CODE_INTERNAL;
+  }
+}
+
+msgframe::error from_wire_error(int code) noexcept {
+  switch (code) {
+    case v1::ERROR_CODE_UNKNOWN_TYPE:
+      return error::unknown_type;
+    case v1::ERROR_CODE_BAD_PAYLOAD:
+      return error::bad_payload;
+    case v1::ERROR_CODE_BAD_ENVELOPE:
+      return error::bad_envelope;
+    case v1::ERROR_CODE_FRAME_TOO_LARGE:
+      return error::frame_too_large;
+    case v1::ERROR_CODE_OVERLOADED:
+      return error::overloaded;
+    case v1::ERROR_CODE_INTERNAL:
+      return error::internal;
+    case v1::ERROR_CODE_TIMEOUT:
+      return error::timeout;
+    case v1::ERROR_CODE_SHUTTING_DOWN:
+      return error::shutting_down;
+    default:
+      return error::unknown_server_error;
+  }
+}
+
+bool is_valid_utf8(std::string_view text) noexcept {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t size = text.size();
+  for (std::size_t index = 0; index < size;) {
+    const unsigned char lead = bytes[index];
+    if (lead < 0x80) {
+      ++index;
+      continue;
+    }
+    std::size_t length = 0;
+    std::uint32_t code_point = 0;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+      code_point = lead & 0x1F;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      code_point = lead & 0x0F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      code_point = lead & 0x07;
+    } else {
+      return false;
+    }
+    if (size - index < length) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      if ((bytes[index + k] & 0xC0) != 0x80) return false;
+      code_point = (code_point << 6) | (bytes[index + k] & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    if ((length == 3 && code_point < 0x800) || (length == 4 && code_point < 0x10000) ||
+        (code_point >= 0xD800 && code_point <= 0xDFFF) || code_point > 0x10FFFF) {
+      return false;
+    }
+    index += length;
+  }
+  return true;
+}
+
+}  // namespace msgframe
