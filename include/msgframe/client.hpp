@@ -1,0 +1,295 @@
+// msgframe::Client: request/response calls over one TCP connection, pipelined and matched by id.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/system/system_error.hpp>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "msgframe/detail/client_core.hpp"
+
+namespace msgframe {
+
+struct ClientOptions {
+  std::size_t max_frame_bytes = default_max_frame_bytes;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds call_timeout{10000};  // the deadline of calls that set none
+  std::size_t read_bytes = 64 * 1024;
+};
+
+struct CallOptions {
+  std::chrono::milliseconds timeout{0};  // 0: the client's call_timeout
+  // Receives the server's message when it answers with an ERROR envelope. Must outlive the call.
+  std::string* error_message = nullptr;
+};
+
+class Client {
+ public:
+  // A client whose I/O runs on `executor`, e.g. an io_context the program runs.
+  explicit Client(boost::asio::any_io_executor executor, ClientOptions options = {});
+  // A client with an I/O thread of its own, for programs without an io_context.
+  explicit Client(ClientOptions options = {});
+  // Closes the connection: pending calls complete with error::connection_lost.
+  ~Client();
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Resolves host and connects to the first address that answers (IPv4 or IPv6), within the
+  // connect timeout. Completion signature: void(boost::system::error_code).
+  template <class Token>
+  auto async_connect(std::string host, std::uint16_t port, Token&& token) {
+    return boost::asio::async_compose<Token, void(boost::system::error_code)>(
+        ConnectOperation{core_, std::move(host), port, options_.connect_timeout}, token,
+        core_->strand());
+  }
+
+  // Blocking connect. Must not be called from the client's own executor.
+  boost::system::error_code connect(const std::string& host, std::uint16_t port);
+
+  // Sends `request` and completes with the reply parsed as Response. Completion signature:
+  // void(boost::system::error_code, Response), for any completion token (callbacks,
+  // asio::use_future, asio::use_awaitable, asio::deferred, ...). Errors: the server's ERROR code
+  // (error::unknown_type, ...; its message in options.error_message), error::timeout,
+  // error::connection_lost, error::not_connected, error::frame_too_large for a request over the
+  // max frame, error::unexpected_response_type / bad_payload for a reply of the wrong type.
+  // Thread-safe; calls may be in flight at once and complete in any order.
+  template <class Response, class Request, class Token>
+  auto async_call(const Request& request, CallOptions options, Token&& token) {
+    const std::uint64_t id = core_->next_call_id();
+    std::vector<std::byte> frame;
+    const std::string type = request.GetTypeName();
+    const auto encoded = append_envelope_frame(frame, core_->encoder(),
+                                               {id, v1::KIND_REQUEST, type, &request, nullptr});
+    const auto timeout = options.timeout.count() > 0 ? options.timeout : options_.call_timeout;
+    return boost::asio::async_compose<Token, void(boost::system::error_code, Response)>(
+        CallOperation<Response>{core_, id, std::move(frame), encoded, timeout,
+                                options.error_message},
+        token, core_->strand());
+  }
+
+  template <class Response, class Request, class Token>
+  auto async_call(const Request& request, Token&& token) {
+    return async_call<Response>(request, CallOptions{}, std::forward<Token>(token));
+  }
+
+  // Blocking call: returns the reply or throws boost::system::system_error whose what() holds
+  // the server's message. Must not be called from the client's own executor.
+  template <class Response, class Request>
+  Response call(const Request& request, std::chrono::milliseconds timeout = {}) {
+    boost::system::error_code error;
+    std::string message;
+    Response response = call<Response>(request, timeout, error, &message);
+    if (error) throw boost::system::system_error(error, message);
+    return response;
+  }
+
+  // Blocking call reporting failure in `error` (and the server's message in *error_message).
+  template <class Response, class Request>
+  Response call(const Request& request, std::chrono::milliseconds timeout,
+                boost::system::error_code& error, std::string* error_message = nullptr) {
+    expect_other_thread();
+    std::promise<std::pair<boost::system::error_code, Response>> done;
+    auto reply = done.get_future();
+    async_call<Response>(request, CallOptions{timeout, error_message},
+                         [&done](boost::system::error_code call_error, Response response) {
+                           done.set_value({call_error, std::move(response)});
+                         });
+    auto [call_error, response] = reply.get();
+    error = call_error;
+    return std::move(response);
+  }
+
+  // Sends a one-way request (id 0): the server runs its handler and sends nothing back.
+  template <class Request>
+  boost::system::error_code send(const Request& request) {
+    std::vector<std::byte> frame;
+    const std::string type = request.GetTypeName();
+    if (auto error = append_envelope_frame(frame, core_->encoder(),
+                                           {0, v1::KIND_REQUEST, type, &request, nullptr})) {
+      return error;
+    }
+    boost::asio::post(core_->strand(), [core = core_, frame = std::move(frame)]() mutable {
+      core->send(std::move(frame));
+    });
+    return {};
+  }
+
+  // Calls handler(const Event&) on the client's strand for every KIND_EVENT push of type Event.
+  template <class Event, class Handler>
+  void on_event(Handler handler) {
+    auto parse_and_handle = [handler = std::move(handler)](std::span<const std::byte> payload) {
+      Event event;
+      if (event.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) handler(event);
+    };
+    boost::asio::post(core_->strand(),
+                      [core = core_, type = Event::default_instance().GetTypeName(),
+                       parse_and_handle = std::move(parse_and_handle)]() mutable {
+                        core->subscribe(std::move(type), std::move(parse_and_handle));
+                      });
+  }
+
+  bool is_connected() const noexcept { return core_->is_connected(); }
+
+  // Closes the connection; pending calls complete with error::connection_lost. Thread-safe.
+  void close();
+
+  boost::asio::any_io_executor get_executor() const { return core_->strand(); }
+
+ private:
+  template <class Response>
+  class CallOperation;
+  class ConnectOperation;
+  void expect_other_thread() const;
+
+  ClientOptions options_;
+  // Only for the client with its own I/O thread.
+  std::unique_ptr<boost::asio::io_context> own_context_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
+      own_work_;
+  std::thread own_thread_;
+  std::shared_ptr<detail::ClientCore> core_;
+};
+
+// Runs on the strand: registers the call; completes when its reply, deadline or a failure comes.
+template <class Response>
+class Client::CallOperation {
+ public:
+  CallOperation(std::shared_ptr<detail::ClientCore> core, std::uint64_t id,
+                std::vector<std::byte> frame, boost::system::error_code encode_error,
+                std::chrono::milliseconds timeout, std::string* error_message)
+      : core_(std::move(core)),
+        id_(id),
+        frame_(std::move(frame)),
+        encode_error_(encode_error),
+        timeout_(timeout),
+        error_message_(error_message) {}
+
+  // First entered in the caller's thread; everything after runs on the client's strand.
+  template <class Self>
+  void operator()(Self& self) {
+    if (!on_strand_) {
+      on_strand_ = true;
+      return boost::asio::post(core_->strand(), std::move(self));
+    }
+    if (encode_error_) return self.complete(encode_error_, Response{});
+    // Moving `self` moves this object too: take what start_call needs first.
+    auto core = core_;
+    auto frame = std::move(frame_);
+    const auto id = id_;
+    const auto deadline = detail::ClientCore::Clock::now() + timeout_;
+    auto waiting = std::make_unique<Waiting<Self>>(std::move(self), error_message_);
+    core->start_call(id, std::move(frame), deadline, std::move(waiting));
+  }
+
+ private:
+  template <class Self>
+  class Waiting final : public detail::PendingCall {
+   public:
+    Waiting(Self self, std::string* error_message)
+        : self_(std::move(self)), error_message_(error_message) {}
+
+    void complete(boost::system::error_code error, const EnvelopeView* reply) override {
+      Response response;
+      if (!error && reply != nullptr) error = read_reply(*reply, response);
+      self_.complete(error, std::move(response));
+    }
+
+   private:
+    boost::system::error_code read_reply(const EnvelopeView& reply, Response& response) {
+      if (reply.kind == v1::KIND_ERROR) {
+        const int code = reply.error ? reply.error->code() : 0;
+        if (error_message_ != nullptr && reply.error) *error_message_ = reply.error->message();
+        return from_wire_error(code);
+      }
+      if (reply.type != response.GetTypeName()) return error::unexpected_response_type;
+      if (!response.ParseFromArray(reply.payload.data(), static_cast<int>(reply.payload.size()))) {
+        return error::bad_payload;
+      }
+      return {};
+    }
+
+    Self self_;
+    std::string* error_message_;
+  };
+
+  std::shared_ptr<detail::ClientCore> core_;
+  std::uint64_t id_;
+  std::vector<std::byte> frame_;
+  boost::system::error_code encode_error_;
+  std::chrono::milliseconds timeout_;
+  std::string* error_message_;
+  bool on_strand_ = false;
+};
+
+// resolve -> connect, bounded by the connect timeout.
+class Client::ConnectOperation {
+ public:
+  ConnectOperation(std::shared_ptr<detail::ClientCore> core, std::string host, std::uint16_t port,
+                   std::chrono::milliseconds timeout)
+      : core_(std::move(core)), host_(std::move(host)), port_(port), timeout_(timeout) {}
+
+  template <class Self>
+  void operator()(Self& self) {
+    if (!on_strand_) {
+      on_strand_ = true;
+      return boost::asio::post(core_->strand(), std::move(self));
+    }
+    if (core_->is_connected()) return self.complete({});
+    timer_ = std::make_shared<boost::asio::steady_timer>(core_->strand(), timeout_);
+    timer_->async_wait([core = core_](const boost::system::error_code& error) {
+      if (error) return;  // cancelled: the connect finished first
+      core->resolver().cancel();
+      boost::system::error_code ignored;
+      core->socket().cancel(ignored);
+    });
+    auto& resolver = core_->resolver();
+    const std::string host = host_;
+    const std::string port = std::to_string(port_);
+    resolver.async_resolve(host, port, std::move(self));
+  }
+
+  template <class Self>
+  void operator()(Self& self, boost::system::error_code error,
+                  boost::asio::ip::tcp::resolver::results_type endpoints) {
+    if (error) return finish(self, error);
+    boost::system::error_code ignored;
+    auto& socket = core_->socket();
+    socket.close(ignored);
+    boost::asio::async_connect(socket, endpoints, std::move(self));
+  }
+
+  template <class Self>
+  void operator()(Self& self, boost::system::error_code error,
+                  const boost::asio::ip::tcp::endpoint&) {
+    if (!error) core_->on_connected();
+    finish(self, error);
+  }
+
+ private:
+  template <class Self>
+  void finish(Self& self, boost::system::error_code error) {
+    const bool timed_out = timer_->expiry() <= boost::asio::steady_timer::clock_type::now();
+    timer_->cancel();
+    if (error == boost::asio::error::operation_aborted && timed_out) error = error::timeout;
+    self.complete(error);
+  }
+
+  std::shared_ptr<detail::ClientCore> core_;
+  std::string host_;
+  std::uint16_t port_;
+  std::chrono::milliseconds timeout_;
+  std::shared_ptr<boost::asio::steady_timer> timer_;
+  bool on_strand_ = false;
+};
+
+}  // namespace msgframe

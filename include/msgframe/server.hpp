@@ -1,0 +1,91 @@
+// msgframe::Server: a multi-session TCP server that answers envelopes through a Router.
+#pragma once
+
+#include <google/protobuf/message_lite.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "msgframe/frame_options.hpp"
+#include "msgframe/router.hpp"
+
+namespace msgframe {
+
+struct ServerOptions {
+  // A host name or address; every address it resolves to is listened on ("::" for all IPv6
+  // and, where the system allows, IPv4 ones; "0.0.0.0" for all IPv4 ones).
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;   // 0: a free port, see Server::port()
+  std::size_t threads = 0;  // I/O threads; 0: one per hardware thread
+  std::size_t max_frame_bytes = default_max_frame_bytes;
+  // How much each read asks the socket for.
+  std::size_t read_bytes = 64 * 1024;
+  // How long stop() waits for sessions to finish their in-flight requests.
+  std::chrono::milliseconds drain_timeout{5000};
+  // Receives one line per notable event (a session closed for a protocol error, an accept
+  // failure), naming the peer. Called from I/O threads; empty: no logging.
+  std::function<void(const std::string&)> log;
+};
+
+// Counters since start(); a snapshot, read with relaxed ordering.
+struct ServerStats {
+  std::uint64_t sessions_accepted = 0;
+  std::uint64_t sessions_open = 0;
+  std::uint64_t requests = 0;         // requests dispatched to a handler or refused
+  std::uint64_t errors_sent = 0;      // ERROR envelopes sent
+  std::uint64_t one_way_errors = 0;   // failures of id-0 requests, which get no reply
+  std::uint64_t frames_dropped = 0;   // RESPONSE, ERROR and EVENT envelopes sent to the server
+  std::uint64_t sessions_failed = 0;  // sessions closed for an oversized or malformed prefix
+};
+
+class Server {
+ public:
+  // Throws std::invalid_argument for invalid options.
+  explicit Server(ServerOptions options);
+  ~Server();  // stop()s
+
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The router: register handlers before start().
+  Router& router() noexcept;
+
+  // Shorthand for router().handle<Request>(handler).
+  template <class Request, class Handler>
+  void handle(Handler handler) {
+    router().handle<Request>(std::move(handler));
+  }
+
+  // Binds every address of options.host and starts the I/O threads. On failure (the port is
+  // taken, the host does not resolve) returns the error and leaves the server stopped.
+  [[nodiscard]] boost::system::error_code start();
+
+  // The bound port (the chosen one when options.port was 0); 0 before start().
+  std::uint16_t port() const noexcept;
+  std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
+
+  // Sends a KIND_EVENT envelope to one session, or to all. Thread-safe; a session that is gone
+  // is skipped. Returns false when session_id is not open.
+  bool push(std::uint64_t session_id, const google::protobuf::MessageLite& event);
+  void broadcast(const google::protobuf::MessageLite& event);
+
+  // Stops cleanly: no new connections, requests already read are answered, then every session
+  // closes (forced after drain_timeout). Blocks until the I/O threads have ended. Idempotent.
+  void stop();
+
+  ServerStats stats() const noexcept;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace msgframe

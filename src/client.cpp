@@ -1,0 +1,62 @@
+// The non-template part of msgframe::Client: construction, its own I/O thread, blocking connect.
+#include "msgframe/client.hpp"
+
+#include <stdexcept>
+
+namespace msgframe {
+
+namespace {
+
+FrameOptions frame_options_of(const ClientOptions& options) {
+  FrameOptions frame_options{LengthPrefix::u32_be, options.max_frame_bytes};
+  validate(frame_options);
+  if (options.read_bytes == 0) throw std::invalid_argument("ClientOptions: read_bytes is 0");
+  return frame_options;
+}
+
+}  // namespace
+
+Client::Client(boost::asio::any_io_executor executor, ClientOptions options)
+    : options_(options),
+      core_(std::make_shared<detail::ClientCore>(std::move(executor), frame_options_of(options),
+                                                 options.read_bytes)) {}
+
+Client::Client(ClientOptions options)
+    : options_(options), own_context_(std::make_unique<boost::asio::io_context>(1)) {
+  core_ = std::make_shared<detail::ClientCore>(own_context_->get_executor(),
+                                               frame_options_of(options), options.read_bytes);
+  own_work_.emplace(own_context_->get_executor());
+  own_thread_ = std::thread([context = own_context_.get()] { context->run(); });
+}
+
+Client::~Client() {
+  close();
+  if (own_context_) {
+    // The thread ends once the close and the completions it causes have run.
+    own_work_.reset();
+    own_thread_.join();
+  }
+}
+
+void Client::close() {
+  boost::asio::post(core_->strand(),
+                    [core = core_] { core->close(msgframe::error::connection_lost); });
+}
+
+void Client::expect_other_thread() const {
+  if (core_->strand().running_in_this_thread()) {
+    throw std::logic_error(
+        "msgframe::Client: a blocking call from the client's own executor would wait forever; "
+        "use async_call there");
+  }
+}
+
+boost::system::error_code Client::connect(const std::string& host, std::uint16_t port) {
+  expect_other_thread();
+  std::promise<boost::system::error_code> done;
+  auto result = done.get_future();
+  async_connect(host, port, [&done](boost::system::error_code error) { done.set_value(error); });
+  return result.get();
+}
+
+}  // namespace msgframe

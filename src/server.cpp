@@ -1,0 +1,245 @@
+// The server: I/O threads (one io_context each), acceptors, the session registry, clean stop.
+#include "msgframe/server.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/system/system_error.hpp>
+#include <stdexcept>
+
+#include "msgframe/envelope.hpp"
+#include "server_impl.hpp"
+#include "session.hpp"
+
+namespace msgframe {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+FrameOptions frame_options_of(const ServerOptions& options) {
+  FrameOptions frame_options{LengthPrefix::u32_be, options.max_frame_bytes};
+  validate(frame_options);
+  if (options.read_bytes == 0) throw std::invalid_argument("ServerOptions: read_bytes is 0");
+  return frame_options;
+}
+
+std::size_t thread_count(const ServerOptions& options) {
+  if (options.threads > 0) return options.threads;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+Server::Impl::Impl(Server& owner, ServerOptions server_options)
+    : owner(owner),
+      options(std::move(server_options)),
+      frame_options(frame_options_of(options)),
+      encoder(frame_options) {}
+
+asio::io_context& Server::Impl::pick_context() {
+  return *contexts[next_context++ % contexts.size()];
+}
+
+void Server::Impl::accept(tcp::acceptor& acceptor) {
+  acceptor.async_accept(pick_context(), [this, &acceptor](const boost::system::error_code& error,
+                                                          tcp::socket socket) {
+    if (error == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (error) {
+      // EMFILE and friends: back off rather than spin, and keep serving open sessions.
+      log("accept failed: " + error.message() + "; retrying in 100 ms");
+      retry_accept_later(acceptor);
+      return;
+    }
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    ++counters.sessions_accepted;
+    std::make_shared<Session>(*this, std::move(socket), next_session_id++)->start();
+    accept(acceptor);
+  });
+}
+
+void Server::Impl::retry_accept_later(tcp::acceptor& acceptor) {
+  auto timer =
+      std::make_shared<asio::steady_timer>(acceptor.get_executor(), std::chrono::milliseconds(100));
+  timer->async_wait([this, &acceptor, timer](const boost::system::error_code& error) {
+    if (!error && acceptor.is_open()) accept(acceptor);
+  });
+}
+
+void Server::Impl::add_session(const std::shared_ptr<Session>& session) {
+  {
+    const std::lock_guard lock(sessions_mutex);
+    sessions.emplace(session->id(), session);
+  }
+  ++counters.sessions_open;
+}
+
+void Server::Impl::remove_session(std::uint64_t session_id) {
+  {
+    const std::lock_guard lock(sessions_mutex);
+    if (sessions.erase(session_id) == 0) return;
+  }
+  --counters.sessions_open;
+  sessions_changed.notify_all();
+}
+
+std::vector<std::shared_ptr<Session>> Server::Impl::open_sessions() {
+  std::vector<std::shared_ptr<Session>> out;
+  const std::lock_guard lock(sessions_mutex);
+  out.reserve(sessions.size());
+  for (const auto& [id, weak] : sessions) {
+    if (auto session = weak.lock()) out.push_back(std::move(session));
+  }
+  return out;
+}
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(*this, std::move(options))) {}
+
+Server::~Server() { stop(); }
+
+Router& Server::router() noexcept { return impl_->router; }
+
+boost::system::error_code Server::start() {
+  auto& impl = *impl_;
+  if (impl.running) return {};
+  const std::size_t threads = thread_count(impl.options);
+  for (std::size_t index = 0; index < threads; ++index) {
+    impl.contexts.push_back(std::make_unique<asio::io_context>(1));
+  }
+
+  boost::system::error_code error;
+  tcp::resolver resolver(*impl.contexts.front());
+  const auto results =
+      resolver.resolve(impl.options.host, std::to_string(impl.options.port),
+                       tcp::resolver::passive | tcp::resolver::numeric_service, error);
+  std::uint16_t port = impl.options.port;
+  for (const auto& result : results) {
+    if (error) break;
+    // Every address of the host listens on one port number: the first one bound picks it.
+    const tcp::endpoint endpoint(result.endpoint().address(), port);
+    auto acceptor = std::make_unique<tcp::acceptor>(*impl.contexts.front());
+    if (acceptor->open(endpoint.protocol(), error)) break;
+    acceptor->set_option(tcp::acceptor::reuse_address(true), error);
+    if (endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
+    if (acceptor->bind(endpoint, error) ||
+        acceptor->listen(asio::socket_base::max_listen_connections, error)) {
+      break;
+    }
+    port = acceptor->local_endpoint().port();
+    impl.acceptors.push_back(std::move(acceptor));
+  }
+  if (!error && impl.acceptors.empty()) error = asio::error::host_not_found;
+  if (error) {
+    impl.acceptors.clear();
+    impl.contexts.clear();
+    return error;
+  }
+
+  impl.bound_port = port;
+  for (auto& acceptor : impl.acceptors) impl.accept(*acceptor);
+  for (auto& context : impl.contexts) {
+    impl.work.push_back(asio::make_work_guard(*context));
+    impl.threads.emplace_back([&context = *context] { context.run(); });
+  }
+  impl.running = true;
+  return {};
+}
+
+std::uint16_t Server::port() const noexcept { return impl_->bound_port; }
+
+std::vector<tcp::endpoint> Server::local_endpoints() const {
+  std::vector<tcp::endpoint> out;
+  for (const auto& acceptor : impl_->acceptors) {
+    boost::system::error_code ignored;
+    out.push_back(acceptor->local_endpoint(ignored));
+  }
+  return out;
+}
+
+namespace {
+
+std::shared_ptr<const std::vector<std::byte>> event_frame(
+    const FrameEncoder& encoder, const google::protobuf::MessageLite& event) {
+  auto frame = std::make_shared<std::vector<std::byte>>();
+  const std::string type = event.GetTypeName();
+  if (append_envelope_frame(*frame, encoder, {0, v1::KIND_EVENT, type, &event, nullptr})) {
+    throw std::invalid_argument("Server: the event " + type + " exceeds the max frame");
+  }
+  return frame;
+}
+
+}  // namespace
+
+bool Server::push(std::uint64_t session_id, const google::protobuf::MessageLite& event) {
+  std::shared_ptr<Session> session;
+  {
+    const std::lock_guard lock(impl_->sessions_mutex);
+    const auto found = impl_->sessions.find(session_id);
+    if (found != impl_->sessions.end()) session = found->second.lock();
+  }
+  if (!session) return false;
+  auto frame = event_frame(impl_->encoder, event);
+  asio::post(session->executor(), [session, frame] { session->push_frame(frame); });
+  return true;
+}
+
+void Server::broadcast(const google::protobuf::MessageLite& event) {
+  auto frame = event_frame(impl_->encoder, event);
+  for (auto& session : impl_->open_sessions()) {
+    asio::post(session->executor(), [session, frame] { session->push_frame(frame); });
+  }
+}
+
+void Server::stop() {
+  auto& impl = *impl_;
+  if (!impl.running.exchange(false)) return;
+
+  asio::post(*impl.contexts.front(), [&impl] {
+    for (auto& acceptor : impl.acceptors) {
+      boost::system::error_code ignored;
+      acceptor->close(ignored);
+    }
+  });
+  for (auto& session : impl.open_sessions()) {
+    asio::post(session->executor(), [session] { session->shutdown(); });
+  }
+  bool drained = false;
+  {
+    std::unique_lock lock(impl.sessions_mutex);
+    drained = impl.sessions_changed.wait_for(lock, impl.options.drain_timeout,
+                                             [&impl] { return impl.sessions.empty(); });
+  }
+  if (!drained) {
+    // Past the deadline: close what is left, and abandon handlers that never finish (a coroutine
+    // awaiting forever) rather than let them hold stop() hostage. Each context runs its queue in
+    // order, so the closes happen before the stop.
+    impl.log("stop: drain timeout; closing the sessions still open");
+    for (auto& session : impl.open_sessions()) {
+      asio::post(session->executor(), [session] { session->force_close(); });
+    }
+    for (auto& context : impl.contexts) {
+      asio::post(*context, [&context = *context] { context.stop(); });
+    }
+  }
+  impl.work.clear();
+  for (auto& thread : impl.threads) thread.join();
+  impl.threads.clear();
+  impl.acceptors.clear();
+  impl.contexts.clear();
+  impl.bound_port = 0;
+}
+
+ServerStats Server::stats() const noexcept {
+  const auto& counters = impl_->counters;
+  const auto read = [](const std::atomic<std::uint64_t>& value) {
+    return value.load(std::memory_order_relaxed);
+  };
+  return {read(counters.sessions_accepted), read(counters.sessions_open),
+          read(counters.requests),          read(counters.errors_sent),
+          read(counters.one_way_errors),    read(counters.frames_dropped),
+          read(counters.sessions_failed)};
+}
+
+}  // namespace msgframe

@@ -1,0 +1,180 @@
+// A server session: the read loop over the frame decoder, request dispatch, batched writes.
+#include "session.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/write.hpp>
+
+namespace msgframe {
+
+namespace asio = boost::asio;
+
+Session::Session(Server::Impl& server, asio::ip::tcp::socket socket, std::uint64_t id)
+    : server_(server), socket_(std::move(socket)), id_(id), decoder_(server.frame_options) {
+  boost::system::error_code ignored;
+  const auto peer = socket_.remote_endpoint(ignored);
+  context_.session_id = id_;
+  context_.peer_address = peer.address();
+  context_.peer_port = peer.port();
+  context_.server = &server_.owner;
+}
+
+void Session::start() {
+  server_.add_session(shared_from_this());
+  read();
+}
+
+void Session::read() {
+  auto space = decoder_.prepare(server_.options.read_bytes);
+  socket_.async_read_some(
+      asio::buffer(space.data(), space.size()),
+      [self = shared_from_this()](const boost::system::error_code& error, std::size_t bytes) {
+        self->on_read(error, bytes);
+      });
+}
+
+void Session::on_read(const boost::system::error_code& error, std::size_t bytes) {
+  if (closed_) return;
+  if (error) {
+    // The peer closed or reset: answer what is in flight if it still listens, then close.
+    reading_stopped_ = true;
+    close_when_drained();
+    return;
+  }
+  decoder_.commit(bytes);
+  dispatching_ = true;
+  while (const auto body = decoder_.next()) handle_frame(*body);
+  dispatching_ = false;
+  if (decoder_.error()) {
+    fail_stream(decoder_.error());
+  } else if (!reading_stopped_) {
+    read();
+  }
+  flush();
+}
+
+void Session::handle_frame(std::span<const std::byte> body) {
+  EnvelopeView envelope;
+  if (const auto error = parse_envelope(body, envelope)) {
+    queue_error(envelope.id, v1::ERROR_CODE_BAD_ENVELOPE,
+                "the frame is not a valid msgframe.v1.Envelope with a kind of 1 to 4");
+    return;
+  }
+  if (envelope.kind != v1::KIND_REQUEST) {
+    ++server_.counters.frames_dropped;  // the server sends responses and events, not takes them
+    return;
+  }
+  ++server_.counters.requests;
+  context_.request_id = envelope.id;
+  server_.router.dispatch(envelope.type, envelope.payload, context_, *this);
+}
+
+// The stream cannot be followed past a bad prefix: tell the peer, then close after the replies
+// to every request before it.
+void Session::fail_stream(const boost::system::error_code& error) {
+  ++server_.counters.sessions_failed;
+  server_.log("closing " + peer_name() + ": " + error.message());
+  const bool too_large = error == msgframe::error::frame_too_large;
+  queue_error(0, too_large ? v1::ERROR_CODE_FRAME_TOO_LARGE : v1::ERROR_CODE_BAD_ENVELOPE,
+              too_large ? "frame too large: the length prefix exceeds the server's max frame"
+                        : "malformed length prefix");
+  reading_stopped_ = true;
+  close_when_drained();
+}
+
+void Session::send_reply(std::uint64_t request_id, std::string_view type,
+                         const google::protobuf::MessageLite& response) {
+  if (request_id == 0 || closed_) return;  // one-way request: no reply
+  queue({request_id, v1::KIND_RESPONSE, type, &response, nullptr});
+  if (!dispatching_) flush();
+}
+
+void Session::send_error(std::uint64_t request_id, v1::ErrorCode code, std::string_view message) {
+  if (request_id == 0) {
+    ++server_.counters.one_way_errors;
+    return;
+  }
+  queue_error(request_id, code, message);
+  if (!dispatching_) flush();
+}
+
+void Session::queue_error(std::uint64_t request_id, v1::ErrorCode code, std::string_view message) {
+  if (closed_) return;
+  v1::Error error;
+  error.set_code(code);
+  error.set_message(std::string(message));
+  ++server_.counters.errors_sent;
+  queue({request_id, v1::KIND_ERROR, {}, nullptr, &error});
+}
+
+void Session::queue(const OutgoingEnvelope& envelope) {
+  if (!append_envelope_frame(queued_, server_.encoder, envelope)) return;
+  // Only a reply can outgrow the max frame (errors are small): the requester learns why instead.
+  queue_error(envelope.id, v1::ERROR_CODE_FRAME_TOO_LARGE,
+              "the reply exceeds the max frame of " +
+                  std::to_string(server_.frame_options.max_frame_bytes) + " bytes");
+}
+
+void Session::push_frame(std::shared_ptr<const std::vector<std::byte>> frame) {
+  if (closed_ || reading_stopped_) return;
+  queued_.insert(queued_.end(), frame->begin(), frame->end());
+  flush();
+}
+
+// One write for every frame queued: replies to a whole read go out in a single syscall.
+void Session::flush() {
+  if (writing_ || queued_.empty() || closed_) return;
+  writing_ = true;
+  std::swap(queued_, sending_);
+  asio::async_write(socket_, asio::buffer(sending_),
+                    [self = shared_from_this()](const boost::system::error_code& error,
+                                                std::size_t) { self->on_written(error); });
+}
+
+void Session::on_written(const boost::system::error_code& error) {
+  writing_ = false;
+  sending_.clear();
+  if (error) {
+    queued_.clear();
+    close();
+    return;
+  }
+  flush();
+  close_when_drained();
+}
+
+void Session::on_async_handler(bool started) {
+  if (started) {
+    ++async_handlers_;
+    return;
+  }
+  --async_handlers_;
+  close_when_drained();
+}
+
+void Session::shutdown() {
+  reading_stopped_ = true;
+  close_when_drained();
+}
+
+void Session::force_close() { close(); }
+
+void Session::close_when_drained() {
+  if (!reading_stopped_ || closed_) return;
+  if (writing_ || !queued_.empty() || async_handlers_ > 0) return;
+  close();
+}
+
+void Session::close() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  server_.remove_session(id_);
+}
+
+std::string Session::peer_name() const {
+  return context_.peer_address.to_string() + ":" + std::to_string(context_.peer_port);
+}
+
+}  // namespace msgframe

@@ -1,0 +1,63 @@
+// One TCP connection of the server: reads frames, dispatches requests, writes replies in batches.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+#include <vector>
+
+#include "msgframe/envelope.hpp"
+#include "msgframe/frame_decoder.hpp"
+#include "msgframe/router.hpp"
+#include "server_impl.hpp"
+
+namespace msgframe {
+
+// All of a session's state is touched only on its io_context's single thread.
+class Session final : public ReplyChannel, public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server::Impl& server, boost::asio::ip::tcp::socket socket, std::uint64_t id);
+
+  std::uint64_t id() const noexcept { return id_; }
+  void start();
+
+  // Queues an already framed event (shared by every session of a broadcast).
+  void push_frame(std::shared_ptr<const std::vector<std::byte>> frame);
+  // Stop reading; close once in-flight requests are answered and written.
+  void shutdown();
+  void force_close();
+
+  void send_reply(std::uint64_t request_id, std::string_view type,
+                  const google::protobuf::MessageLite& response) override;
+  void send_error(std::uint64_t request_id, v1::ErrorCode code, std::string_view message) override;
+  boost::asio::any_io_executor executor() override { return socket_.get_executor(); }
+  std::shared_ptr<ReplyChannel> keep_alive() override { return shared_from_this(); }
+  void on_async_handler(bool started) override;
+
+ private:
+  void read();
+  void on_read(const boost::system::error_code& error, std::size_t bytes);
+  void handle_frame(std::span<const std::byte> body);
+  void fail_stream(const boost::system::error_code& error);
+  void queue_error(std::uint64_t request_id, v1::ErrorCode code, std::string_view message);
+  void queue(const OutgoingEnvelope& envelope);
+  void flush();
+  void on_written(const boost::system::error_code& error);
+  void close_when_drained();
+  void close();
+  std::string peer_name() const;
+
+  Server::Impl& server_;
+  boost::asio::ip::tcp::socket socket_;
+  const std::uint64_t id_;
+  RequestContext context_;
+  FrameDecoder decoder_;
+  std::vector<std::byte> queued_;   // frames waiting for the next write
+  std::vector<std::byte> sending_;  // frames of the write in progress
+  std::size_t async_handlers_ = 0;
+  bool writing_ = false;
+  bool dispatching_ = false;  // inside a read's frame loop: flush once at its end
+  bool reading_stopped_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace msgframe
