@@ -167,7 +167,7 @@ class Route final : public RouteEntry {
     held->on_async_handler(true);
     boost::asio::co_spawn(
         channel.executor(),
-        [this, request = std::move(request), context,
+        [this, request = std::move(request), context = RequestContext(context),
          held]() mutable -> boost::asio::awaitable<void> {
           try {
             reply(co_await call(request, context), context.request_id, *held);

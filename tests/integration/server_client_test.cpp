@@ -5,9 +5,12 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
+#include <future>
 
 #include "msgframe/client.hpp"
 #include "test_server.hpp"
@@ -87,4 +90,241 @@ BOOST_AUTO_TEST_CASE(every_completion_token) {
   BOOST_TEST_REQUIRE(!threaded.connect("127.0.0.1", server.port()));
   auto future = threaded.async_call<v1::EchoResponse>(echo_request("future"), asio::use_future);
   BOOST_TEST(future.get().payload() == "future");
+}
+
+BOOST_AUTO_TEST_CASE(ten_thousand_calls_in_flight_on_one_connection) {
+  TestServer server;
+  server.start();
+  asio::io_context io;
+  Client client(io.get_executor());
+  constexpr int calls = 10000;
+  int answered = 0;
+  int wrong = 0;
+  client.async_connect("127.0.0.1", server.port(), [&](boost::system::error_code error) {
+    BOOST_TEST_REQUIRE(!error);
+    for (int index = 0; index < calls; ++index) {
+      const std::string text = "call " + std::to_string(index);
+      client.async_call<v1::EchoResponse>(
+          echo_request(text), msgframe::CallOptions{generous},
+          [&, text](boost::system::error_code error, v1::EchoResponse reply) {
+            if (error || reply.payload() != text) ++wrong;
+            if (++answered == calls) client.close();
+          });
+    }
+  });
+  io.run_for(std::chrono::seconds(60));
+  BOOST_TEST(answered == calls);
+  BOOST_TEST(wrong == 0);
+}
+
+BOOST_AUTO_TEST_CASE(two_hundred_clients_with_a_hundred_calls_each) {
+  TestServer server;
+  server.start();
+  asio::io_context io;
+  constexpr int client_count = 200;
+  constexpr int calls_per_client = 100;
+  std::vector<std::unique_ptr<Client>> clients;
+  int answered = 0;
+  int wrong = 0;
+  for (int client_index = 0; client_index < client_count; ++client_index) {
+    clients.push_back(std::make_unique<Client>(io.get_executor()));
+    auto& client = *clients.back();
+    client.async_connect(
+        "127.0.0.1", server.port(), [&, client_index](boost::system::error_code error) {
+          if (error) {
+            wrong += calls_per_client;
+            answered += calls_per_client;
+            return;
+          }
+          for (int call = 0; call < calls_per_client; ++call) {
+            const std::string text = std::to_string(client_index) + "/" + std::to_string(call);
+            client.async_call<v1::EchoResponse>(
+                echo_request(text), msgframe::CallOptions{generous},
+                [&, text](boost::system::error_code error, v1::EchoResponse reply) {
+                  if (error || reply.payload() != text) ++wrong;
+                  if (++answered == client_count * calls_per_client) {
+                    for (auto& each : clients) each->close();
+                  }
+                });
+          }
+        });
+  }
+  io.run_for(std::chrono::seconds(90));
+  BOOST_TEST(answered == client_count * calls_per_client);
+  BOOST_TEST(wrong == 0);
+  BOOST_TEST(server.server.stats().sessions_accepted >= static_cast<std::uint64_t>(client_count));
+}
+
+BOOST_AUTO_TEST_CASE(server_errors_surface_as_error_codes_with_the_servers_message) {
+  msgframe::Server server(msgframe::test::loopback_options());
+  server.handle<v1::EchoRequest>(
+      [](const v1::EchoRequest& request) -> msgframe::HandlerResult<v1::EchoResponse> {
+        if (request.payload() == "refuse") {
+          return msgframe::HandlerError{v1::ERROR_CODE_OVERLOADED, "too busy for you"};
+        }
+        if (request.payload() == "throw") throw std::runtime_error("handler bug");
+        return msgframe::echo(request);
+      });
+  BOOST_TEST_REQUIRE(!server.start());
+  Client client;
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+
+  boost::system::error_code error;
+  std::string message;
+  client.call<v1::EchoResponse>(echo_request("refuse"), generous, error, &message);
+  BOOST_TEST(error == msgframe::error::overloaded);
+  BOOST_TEST(message == "too busy for you");
+
+  client.call<v1::EchoResponse>(echo_request("throw"), generous, error, &message);
+  BOOST_TEST(error == msgframe::error::internal);
+  BOOST_TEST(message.find("handler bug") == std::string::npos);  // internals stay on the server
+
+  client.call<v1::TimeResponse>(v1::TimeRequest{}, generous, error, &message);
+  BOOST_TEST(error == msgframe::error::unknown_type);
+  BOOST_TEST(message.find("msgframe.v1.TimeRequest") != std::string::npos);
+
+  // A reply of another type than the caller expects.
+  client.call<v1::TimeResponse>(echo_request("ok"), generous, error);
+  BOOST_TEST(error == msgframe::error::unexpected_response_type);
+
+  try {
+    client.call<v1::EchoResponse>(echo_request("refuse"), generous);
+    BOOST_FAIL("call() did not throw");
+  } catch (const boost::system::system_error& failure) {
+    BOOST_TEST(failure.code() == msgframe::error::overloaded);
+    BOOST_TEST(std::string(failure.what()).find("too busy for you") != std::string::npos);
+  }
+  // The connection survived every error.
+  BOOST_TEST(client.call<v1::EchoResponse>(echo_request("ok"), generous).payload() == "ok");
+}
+
+BOOST_AUTO_TEST_CASE(coroutine_handlers_reply_when_ready_and_deadlines_fire) {
+  msgframe::ServerOptions options = msgframe::test::loopback_options(1);
+  options.drain_timeout = std::chrono::milliseconds(200);
+  msgframe::Server server(options);
+  // Waits as many milliseconds as the payload says, then echoes: replies come out of order.
+  server.handle<v1::EchoRequest>([](v1::EchoRequest request) -> asio::awaitable<v1::EchoResponse> {
+    asio::steady_timer timer(co_await asio::this_coro::executor,
+                             std::chrono::milliseconds(std::stoi(request.payload())));
+    co_await timer.async_wait(asio::use_awaitable);
+    co_return msgframe::echo(request);
+  });
+  BOOST_TEST_REQUIRE(!server.start());
+
+  asio::io_context io;
+  Client client(io.get_executor());
+  std::vector<std::string> order;
+  boost::system::error_code slow_error;
+  client.async_connect("127.0.0.1", server.port(), [&](boost::system::error_code error) {
+    BOOST_TEST_REQUIRE(!error);
+    for (const char* wait : {"300", "100", "0"}) {
+      client.async_call<v1::EchoResponse>(echo_request(wait), msgframe::CallOptions{generous},
+                                          [&](boost::system::error_code error, v1::EchoResponse r) {
+                                            BOOST_TEST(!error);
+                                            order.push_back(r.payload());
+                                            if (order.size() == 3) client.close();
+                                          });
+    }
+    client.async_call<v1::EchoResponse>(
+        echo_request("5000"), msgframe::CallOptions{std::chrono::milliseconds(50)},
+        [&](boost::system::error_code error, v1::EchoResponse) { slow_error = error; });
+  });
+  io.run_for(generous);
+  BOOST_TEST(slow_error == msgframe::error::timeout);
+  BOOST_TEST((order == std::vector<std::string>{"0", "100", "300"}));
+}
+
+BOOST_AUTO_TEST_CASE(calls_fail_cleanly_without_a_connection_or_when_it_dies) {
+  Client never_connected;
+  boost::system::error_code error;
+  never_connected.call<v1::EchoResponse>(echo_request("x"), generous, error);
+  BOOST_TEST(error == msgframe::error::not_connected);
+
+  msgframe::ServerOptions options = msgframe::test::loopback_options(1);
+  options.drain_timeout = std::chrono::milliseconds(100);
+  auto server = std::make_unique<msgframe::Server>(options);
+  server->handle<v1::EchoRequest>([](v1::EchoRequest request) -> asio::awaitable<v1::EchoResponse> {
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+    co_await timer.async_wait(asio::use_awaitable);
+    co_return msgframe::echo(request);
+  });
+  BOOST_TEST_REQUIRE(!server->start());
+  const auto port = server->port();
+  Client client;
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", port));
+  auto pending = client.async_call<v1::EchoResponse>(
+      echo_request("never answered"), msgframe::CallOptions{generous}, asio::use_future);
+  server.reset();  // the server goes away with the call in flight
+  try {
+    pending.get();
+    BOOST_FAIL("a call to a dead server succeeded");
+  } catch (const boost::system::system_error& failure) {
+    BOOST_TEST(failure.code() == msgframe::error::connection_lost);
+  }
+  BOOST_TEST(!client.is_connected());
+  BOOST_TEST(client.connect("127.0.0.1", port));  // refused: nothing listens any more
+}
+
+BOOST_AUTO_TEST_CASE(a_request_over_the_max_frame_fails_at_once) {
+  TestServer server;
+  server.start();
+  msgframe::ClientOptions options;
+  options.max_frame_bytes = 1024;
+  Client client(options);
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+  boost::system::error_code error;
+  client.call<v1::EchoResponse>(echo_request(std::string(2000, 'x')), generous, error);
+  BOOST_TEST(error == msgframe::error::frame_too_large);
+  BOOST_TEST(client.call<v1::EchoResponse>(echo_request("fine"), generous).payload() == "fine");
+}
+
+BOOST_AUTO_TEST_CASE(events_pushed_to_one_session_and_to_all) {
+  msgframe::Server server(msgframe::test::loopback_options());
+  std::atomic<std::uint64_t> asker{0};
+  server.handle<v1::EchoRequest>(
+      [&](const v1::EchoRequest& request, msgframe::RequestContext& context) {
+        asker = context.session_id;
+        return msgframe::echo(request);
+      });
+  BOOST_TEST_REQUIRE(!server.start());
+
+  std::promise<std::string> first_event, second_event, broadcast_event;
+  Client first, second;
+  int first_events = 0;
+  first.on_event<v1::TimeResponse>([&](const v1::TimeResponse& event) {
+    (++first_events == 1 ? first_event : broadcast_event).set_value(event.rfc3339());
+  });
+  second.on_event<v1::TimeResponse>(
+      [&](const v1::TimeResponse& event) { second_event.set_value(event.rfc3339()); });
+  BOOST_TEST_REQUIRE(!first.connect("127.0.0.1", server.port()));
+  BOOST_TEST_REQUIRE(!second.connect("127.0.0.1", server.port()));
+  first.call<v1::EchoResponse>(echo_request("who am I"), generous);
+
+  BOOST_TEST(server.push(asker, msgframe::time_at(1)));
+  BOOST_TEST(first_event.get_future().get() == msgframe::format_rfc3339_nanos(1));
+  server.broadcast(msgframe::time_at(2));
+  BOOST_TEST(second_event.get_future().get() == msgframe::format_rfc3339_nanos(2));
+  BOOST_TEST(broadcast_event.get_future().get() == msgframe::format_rfc3339_nanos(2));
+  BOOST_TEST(!server.push(987654321, msgframe::time_at(3)));
+}
+
+BOOST_AUTO_TEST_CASE(stop_answers_requests_in_flight_then_closes) {
+  auto server = std::make_unique<msgframe::Server>(msgframe::test::loopback_options(1));
+  std::promise<void> handler_started;
+  server->handle<v1::EchoRequest>(
+      [&](v1::EchoRequest request) -> asio::awaitable<v1::EchoResponse> {
+        handler_started.set_value();
+        asio::steady_timer timer(co_await asio::this_coro::executor,
+                                 std::chrono::milliseconds(200));
+        co_await timer.async_wait(asio::use_awaitable);
+        co_return msgframe::echo(request);
+      });
+  BOOST_TEST_REQUIRE(!server->start());
+  Client client;
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server->port()));
+  auto reply = client.async_call<v1::EchoResponse>(
+      echo_request("in flight"), msgframe::CallOptions{generous}, asio::use_future);
+  handler_started.get_future().wait();
+  server->stop();  // blocks until the session drained
+  BOOST_TEST(reply.get().payload() == "in flight");
 }
