@@ -16,7 +16,8 @@ install(DIRECTORY proto/msgframe DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
 set(MSGFRAME_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/msgframe)
 install(EXPORT msgframeTargets NAMESPACE msgframe:: DESTINATION ${MSGFRAME_CMAKE_DIR})
 configure_package_config_file(cmake/msgframeConfig.cmake.in
-  ${PROJECT_BINARY_DIR}/msgframeConfig.cmake INSTALL_DESTINATION ${MSGFRAME_CMAKE_DIR})
+  ${PROJECT_BINARY_DIR}/msgframeConfig.cmake INSTALL_DESTINATION ${MSGFRAME_CMAKE_DIR}
+  PATH_VARS CMAKE_INSTALL_INCLUDEDIR)
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/msgframeConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/msgframeConfig.cmake
