@@ -7,6 +7,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <boost/test/unit_test.hpp>
+#include <cstdio>
 #include <random>
 
 #include "msgframe/frame_decoder.hpp"
@@ -252,4 +253,43 @@ BOOST_AUTO_TEST_CASE(utf8_validation) {
   BOOST_TEST(!msgframe::is_valid_utf8("\xed\xa0\x80"));      // surrogate
   BOOST_TEST(!msgframe::is_valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
   BOOST_TEST(!msgframe::is_valid_utf8("\x80"));
+}
+
+// The worked example of docs/PROTOCOL.md, byte for byte.
+BOOST_AUTO_TEST_CASE(protocol_doc_worked_example) {
+  const auto hex = [](const std::vector<std::byte>& bytes) {
+    std::string out;
+    char digits[3];
+    for (const auto byte : bytes) {
+      std::snprintf(digits, sizeof digits, "%02x", std::to_integer<unsigned>(byte));
+      out += digits;
+    }
+    return out;
+  };
+  const msgframe::FrameEncoder encoder;
+  v1::EchoRequest request;
+  request.set_payload("hi");
+  std::vector<std::byte> frame;
+  BOOST_TEST(!msgframe::append_envelope_frame(
+      frame, encoder, {1, v1::KIND_REQUEST, "msgframe.v1.EchoRequest", &request}));
+  BOOST_TEST(hex(frame) ==
+             "00000023080110011a176d73676672616d652e76312e4563686f5265717565737422040a026869");
+
+  v1::EchoResponse response;
+  response.set_payload("hi");
+  frame.clear();
+  BOOST_TEST(!msgframe::append_envelope_frame(
+      frame, encoder, {1, v1::KIND_RESPONSE, "msgframe.v1.EchoResponse", &response}));
+  BOOST_TEST(hex(frame) ==
+             "00000024080110021a186d73676672616d652e76312e4563686f526573706f6e736522040a026869");
+
+  v1::Error error;
+  error.set_code(v1::ERROR_CODE_UNKNOWN_TYPE);
+  error.set_message("no handler for type no.such.Type");
+  frame.clear();
+  BOOST_TEST(
+      !msgframe::append_envelope_frame(frame, encoder, {7, v1::KIND_ERROR, {}, nullptr, &error}));
+  BOOST_TEST(hex(frame) ==
+             "0000002a080710032a24080112206e6f2068616e646c657220666f722074797065206e6f2e7375636"
+             "82e54797065");
 }
