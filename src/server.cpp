@@ -239,7 +239,7 @@ ServerStats Server::stats() const noexcept {
   return {read(counters.sessions_accepted), read(counters.sessions_open),
           read(counters.requests),          read(counters.errors_sent),
           read(counters.one_way_errors),    read(counters.frames_dropped),
-          read(counters.sessions_failed)};
+          read(counters.sessions_failed),   read(counters.writes)};
 }
 
 }  // namespace msgframe

@@ -28,6 +28,7 @@ struct ServerCounters {
   std::atomic<std::uint64_t> one_way_errors{0};
   std::atomic<std::uint64_t> frames_dropped{0};
   std::atomic<std::uint64_t> sessions_failed{0};
+  std::atomic<std::uint64_t> writes{0};
 };
 
 class Server::Impl {

@@ -131,6 +131,7 @@ void Session::flush() {
 }
 
 void Session::on_written(const boost::system::error_code& error) {
+  ++server_.counters.writes;
   writing_ = false;
   sending_.clear();
   if (error) {

@@ -43,6 +43,7 @@ struct ServerStats {
   std::uint64_t one_way_errors = 0;   // failures of id-0 requests, which get no reply
   std::uint64_t frames_dropped = 0;   // RESPONSE, ERROR and EVENT envelopes sent to the server
   std::uint64_t sessions_failed = 0;  // sessions closed for an oversized or malformed prefix
+  std::uint64_t writes = 0;           // socket writes: replies that are ready together share one
 };
 
 class Server {

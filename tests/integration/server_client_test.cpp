@@ -1,6 +1,7 @@
 // The server and the client together on loopback: calls with every kind of completion token,
 // pipelining, concurrency, every documented error outcome, deadlines and a dying server.
 #define BOOST_TEST_MODULE server_client
+#include <sys/resource.h>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
@@ -11,6 +12,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 #include <future>
+#include <thread>
 
 #include "msgframe/client.hpp"
 #include "test_server.hpp"
@@ -243,18 +245,22 @@ BOOST_AUTO_TEST_CASE(calls_fail_cleanly_without_a_connection_or_when_it_dies) {
   msgframe::ServerOptions options = msgframe::test::loopback_options(1);
   options.drain_timeout = std::chrono::milliseconds(100);
   auto server = std::make_unique<msgframe::Server>(options);
-  server->handle<v1::EchoRequest>([](v1::EchoRequest request) -> asio::awaitable<v1::EchoResponse> {
-    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
-    co_await timer.async_wait(asio::use_awaitable);
-    co_return msgframe::echo(request);
-  });
+  std::promise<void> handler_started;
+  server->handle<v1::EchoRequest>(
+      [&](v1::EchoRequest request) -> asio::awaitable<v1::EchoResponse> {
+        handler_started.set_value();
+        asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+        co_await timer.async_wait(asio::use_awaitable);
+        co_return msgframe::echo(request);
+      });
   BOOST_TEST_REQUIRE(!server->start());
   const auto port = server->port();
   Client client;
   BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", port));
   auto pending = client.async_call<v1::EchoResponse>(
       echo_request("never answered"), msgframe::CallOptions{generous}, asio::use_future);
-  server.reset();  // the server goes away with the call in flight
+  handler_started.get_future().wait();
+  server.reset();  // the server goes away with the call in its handler: stop() abandons it
   try {
     pending.get();
     BOOST_FAIL("a call to a dead server succeeded");
@@ -327,4 +333,93 @@ BOOST_AUTO_TEST_CASE(stop_answers_requests_in_flight_then_closes) {
   handler_started.get_future().wait();
   server->stop();  // blocks until the session drained
   BOOST_TEST(reply.get().payload() == "in flight");
+}
+
+BOOST_AUTO_TEST_CASE(ipv6_loopback_and_host_names) {
+  msgframe::ServerOptions options = msgframe::test::loopback_options();
+  options.host = "::1";
+  TestServer v6_server(options);
+  v6_server.start();
+  BOOST_TEST(v6_server.server.local_endpoints().front().address().is_v6());
+  Client v6_client;
+  BOOST_TEST_REQUIRE(!v6_client.connect("::1", v6_server.port()));
+  BOOST_TEST(v6_client.call<v1::EchoResponse>(echo_request("over IPv6"), generous).payload() ==
+             "over IPv6");
+
+  // "localhost" resolves to 127.0.0.1 (and ::1 where configured): the client finds the server.
+  TestServer v4_server;
+  v4_server.start();
+  Client named_client;
+  BOOST_TEST_REQUIRE(!named_client.connect("localhost", v4_server.port()));
+  BOOST_TEST(named_client.call<v1::EchoResponse>(echo_request("by name"), generous).payload() ==
+             "by name");
+  Client unknown_host;
+  BOOST_TEST(unknown_host.connect("no-such-host.invalid", v4_server.port()));
+}
+
+BOOST_AUTO_TEST_CASE(one_client_shared_by_several_threads) {
+  TestServer server;
+  server.start();
+  Client client;
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+  constexpr int thread_count = 4;
+  constexpr int calls_per_thread = 500;
+  std::atomic<int> correct{0};
+  std::vector<std::thread> threads;
+  for (int thread = 0; thread < thread_count; ++thread) {
+    threads.emplace_back([&, thread] {
+      for (int call = 0; call < calls_per_thread; ++call) {
+        const std::string text = std::to_string(thread) + ":" + std::to_string(call);
+        boost::system::error_code error;
+        const auto reply = client.call<v1::EchoResponse>(echo_request(text), generous, error);
+        if (!error && reply.payload() == text) ++correct;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  BOOST_TEST(correct == thread_count * calls_per_thread);
+}
+
+// Thousands of sessions open at once, each answered: file descriptors permitting (two per
+// session in this one process), else as many as the limit allows, said in the log.
+BOOST_AUTO_TEST_CASE(thousands_of_concurrent_sessions) {
+  int session_count = 2000;
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  const rlim_t wanted = 2 * static_cast<rlim_t>(session_count) + 100;
+  if (limit.rlim_cur < wanted) {
+    limit.rlim_cur = std::min(wanted, limit.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  if (limit.rlim_cur < wanted) {
+    session_count = static_cast<int>((limit.rlim_cur - 100) / 2);
+    BOOST_TEST_MESSAGE("file descriptor limit " << limit.rlim_cur << ": testing " << session_count
+                                                << " sessions instead of 2000");
+  }
+  TestServer server;
+  server.start();
+  asio::io_context io;
+  std::vector<std::unique_ptr<Client>> clients;
+  int answered = 0;
+  int failed = 0;
+  for (int index = 0; index < session_count; ++index) {
+    clients.push_back(std::make_unique<Client>(io.get_executor()));
+    auto& client = *clients.back();
+    client.async_connect("127.0.0.1", server.port(), [&, index](boost::system::error_code error) {
+      if (error) {
+        ++failed;
+        return;
+      }
+      client.async_call<v1::EchoResponse>(
+          echo_request(std::to_string(index)), msgframe::CallOptions{std::chrono::seconds(60)},
+          [&, index](boost::system::error_code error, v1::EchoResponse reply) {
+            if (error || reply.payload() != std::to_string(index)) ++failed;
+            if (++answered + failed == session_count) io.stop();
+          });
+    });
+  }
+  io.run_for(std::chrono::seconds(90));
+  BOOST_TEST(failed == 0);
+  BOOST_TEST(answered == session_count);
+  BOOST_TEST(server.server.stats().sessions_open == static_cast<std::uint64_t>(session_count));
 }
