@@ -8,10 +8,8 @@ namespace msgframe {
 namespace {
 
 FrameOptions frame_options_of(const ClientOptions& options) {
-  FrameOptions frame_options{LengthPrefix::u32_be, options.max_frame_bytes};
-  validate(frame_options);
   if (options.read_bytes == 0) throw std::invalid_argument("ClientOptions: read_bytes is 0");
-  return frame_options;
+  return protocol_framing(options.max_frame_bytes);
 }
 
 }  // namespace

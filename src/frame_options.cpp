@@ -86,6 +86,12 @@ void validate(const FrameOptions& options) {
   }
 }
 
+FrameOptions protocol_framing(std::size_t max_frame_bytes) {
+  const FrameOptions options{LengthPrefix::u32_be, max_frame_bytes};
+  validate(options);
+  return options;
+}
+
 std::string_view to_string(LengthPrefix prefix) noexcept {
   for (const auto& entry : prefix_names) {
     if (entry.prefix == prefix) return entry.name;

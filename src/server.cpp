@@ -19,10 +19,8 @@ using asio::ip::tcp;
 namespace {
 
 FrameOptions frame_options_of(const ServerOptions& options) {
-  FrameOptions frame_options{LengthPrefix::u32_be, options.max_frame_bytes};
-  validate(frame_options);
   if (options.read_bytes == 0) throw std::invalid_argument("ServerOptions: read_bytes is 0");
-  return frame_options;
+  return protocol_framing(options.max_frame_bytes);
 }
 
 std::size_t thread_count(const ServerOptions& options) {

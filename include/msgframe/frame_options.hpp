@@ -41,6 +41,9 @@ struct FrameOptions {
 // the length prefix can express.
 void validate(const FrameOptions& options);
 
+// The msgframe protocol's framing (4-byte big-endian prefix) with the given max; validated.
+FrameOptions protocol_framing(std::size_t max_frame_bytes);
+
 // The largest body length the prefix format can express.
 std::uint64_t max_encodable_length(LengthPrefix prefix) noexcept;
 
