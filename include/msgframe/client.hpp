@@ -47,11 +47,7 @@ class Client {
   // Resolves host and connects to the first address that answers (IPv4 or IPv6), within the
   // connect timeout. Completion signature: void(boost::system::error_code).
   template <class Token>
-  auto async_connect(std::string host, std::uint16_t port, Token&& token) {
-    return boost::asio::async_compose<Token, void(boost::system::error_code)>(
-        ConnectOperation{core_, std::move(host), port, options_.connect_timeout}, token,
-        core_->strand());
-  }
+  auto async_connect(std::string host, std::uint16_t port, Token&& token);
 
   // Blocking connect. Must not be called from the client's own executor.
   boost::system::error_code connect(const std::string& host, std::uint16_t port);
@@ -291,5 +287,12 @@ class Client::ConnectOperation {
   std::shared_ptr<boost::asio::steady_timer> timer_;
   bool on_strand_ = false;
 };
+
+template <class Token>
+auto Client::async_connect(std::string host, std::uint16_t port, Token&& token) {
+  return boost::asio::async_compose<Token, void(boost::system::error_code)>(
+      ConnectOperation{core_, std::move(host), port, options_.connect_timeout}, token,
+      core_->strand());
+}
 
 }  // namespace msgframe
