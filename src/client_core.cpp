@@ -43,11 +43,7 @@ void ClientCore::start_call(std::uint64_t id, std::vector<std::byte> frame,
 
 void ClientCore::send(std::vector<std::byte> frame) {
   if (!connected_) return;
-  if (queued_.empty()) {
-    queued_ = std::move(frame);
-  } else {
-    queued_.insert(queued_.end(), frame.begin(), frame.end());
-  }
+  queued_.push_back(std::move(frame));
   flush();
 }
 
@@ -56,13 +52,15 @@ void ClientCore::subscribe(std::string type,
   events_.insert_or_assign(std::move(type), std::move(handler));
 }
 
-// Every frame queued while a write is in progress goes out in the next single write.
+// Every frame queued while a write is in progress goes out in the next single gather write.
 void ClientCore::flush() {
   if (writing_ || queued_.empty() || !connected_) return;
   writing_ = true;
   std::swap(queued_, sending_);
+  send_buffers_.clear();
+  for (const auto& frame : sending_) send_buffers_.emplace_back(frame.data(), frame.size());
   asio::async_write(
-      socket_, asio::buffer(sending_),
+      socket_, send_buffers_,
       [self = shared_from_this()](const boost::system::error_code& error, std::size_t) {
         self->writing_ = false;
         self->sending_.clear();

@@ -71,8 +71,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   const std::size_t read_bytes_;
   FrameDecoder decoder_;
   const FrameEncoder encoder_;
-  std::vector<std::byte> queued_;
-  std::vector<std::byte> sending_;
+  // Frames as the callers serialized them, sent in one gather write: no copy into a queue.
+  std::vector<std::vector<std::byte>> queued_;
+  std::vector<std::vector<std::byte>> sending_;
+  std::vector<boost::asio::const_buffer> send_buffers_;
   bool writing_ = false;
   boost::system::error_code close_reason_;  // from an ERROR envelope with id 0
   std::atomic<bool> connected_{false};
