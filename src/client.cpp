@@ -7,22 +7,30 @@ namespace msgframe {
 
 namespace {
 
-FrameOptions frame_options_of(const ClientOptions& options) {
+const ClientOptions& validated(const ClientOptions& options) {
+  validate(protocol_framing(options.max_frame_bytes));
   if (options.read_bytes == 0) throw std::invalid_argument("ClientOptions: read_bytes is 0");
-  return protocol_framing(options.max_frame_bytes);
+  if (options.max_datagram_bytes == 0 || options.max_datagram_bytes > 65507) {
+    throw std::invalid_argument("ClientOptions: max_datagram_bytes must be 1 to 65507");
+  }
+  if (options.udp_resends < 0 || options.udp_resend_interval.count() <= 0 ||
+      options.reconnect_backoff_min.count() <= 0 ||
+      options.reconnect_backoff_max < options.reconnect_backoff_min) {
+    throw std::invalid_argument(
+        "ClientOptions: udp_resends must be >= 0, intervals positive, backoff max >= min");
+  }
+  return options;
 }
 
 }  // namespace
 
 Client::Client(boost::asio::any_io_executor executor, ClientOptions options)
     : options_(options),
-      core_(std::make_shared<detail::ClientCore>(std::move(executor), frame_options_of(options),
-                                                 options.read_bytes)) {}
+      core_(std::make_shared<detail::ClientCore>(std::move(executor), validated(options))) {}
 
 Client::Client(ClientOptions options)
     : options_(options), own_context_(std::make_unique<boost::asio::io_context>(1)) {
-  core_ = std::make_shared<detail::ClientCore>(own_context_->get_executor(),
-                                               frame_options_of(options), options.read_bytes);
+  core_ = std::make_shared<detail::ClientCore>(own_context_->get_executor(), validated(options));
   own_work_.emplace(own_context_->get_executor());
   own_thread_ = std::thread([context = own_context_.get()] { context->run(); });
 }

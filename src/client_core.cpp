@@ -1,50 +1,189 @@
-// The client's connection: batched writes, the read loop, replies matched to calls by id,
-// deadlines from one timer.
+// The client's connections: TCP with batched gather writes and a read loop, UDP with resends,
+// replies matched to calls by id, deadlines from one timer, and the fallback from TCP to UDP.
 #include "msgframe/detail/client_core.hpp"
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
 
 namespace msgframe::detail {
 
 namespace asio = boost::asio;
+using asio::ip::tcp;
+using asio::ip::udp;
 
-ClientCore::ClientCore(asio::any_io_executor executor, FrameOptions frame_options,
-                       std::size_t read_bytes)
-    : strand_(asio::make_strand(executor)),
+namespace {
+
+// The protocol's prefix is 4 bytes: a frame less its prefix is the datagram.
+constexpr std::size_t frame_prefix_bytes = 4;
+
+}  // namespace
+
+ClientCore::ClientCore(asio::any_io_executor executor, const ClientOptions& options)
+    : options_(options),
+      strand_(asio::make_strand(executor)),
       socket_(strand_),
+      udp_socket_(strand_),
       resolver_(strand_),
       deadline_timer_(strand_),
-      read_bytes_(read_bytes),
-      decoder_(frame_options),
-      encoder_(frame_options) {}
+      connect_timer_(strand_),
+      reconnect_timer_(strand_),
+      decoder_(protocol_framing(options.max_frame_bytes)),
+      encoder_(protocol_framing(options.max_frame_bytes)),
+      datagram_(options.max_datagram_bytes + 1),
+      backoff_(options.reconnect_backoff_min) {}
 
-void ClientCore::on_connected() {
+ClientStats ClientCore::stats() const noexcept {
+  return {counters_.calls_over_tcp, counters_.calls_over_udp, counters_.udp_resends,
+          counters_.fallbacks_to_udp, counters_.tcp_reconnects};
+}
+
+// ---- Connecting -------------------------------------------------------------------------------
+
+void ClientCore::connect(std::string host, std::uint16_t port, ConnectHandler done) {
+  if (is_connected()) return done({});
+  closed_by_user_ = false;
+  connect_timer_.expires_after(options_.connect_timeout);
+  connect_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
+    if (error) return;  // cancelled: the connect finished first
+    self->resolver_.cancel();
+    boost::system::error_code ignored;
+    self->socket_.cancel(ignored);
+  });
+  resolver_.async_resolve(
+      host, std::to_string(port),
+      [self = shared_from_this(), done = std::move(done)](
+          boost::system::error_code error, const tcp::resolver::results_type& results) mutable {
+        if (error) {
+          self->connect_timer_.cancel();
+          return done(error == asio::error::operation_aborted ? msgframe::error::timeout : error);
+        }
+        self->server_endpoints_.clear();
+        for (const auto& result : results) self->server_endpoints_.push_back(result.endpoint());
+        const auto& first = self->server_endpoints_.front();
+        if (self->options_.transport != Transport::tcp) {
+          self->open_udp({first.address(), first.port()});
+        }
+        if (self->options_.transport == Transport::udp) {
+          self->connect_timer_.cancel();
+          self->set_transport(Transport::udp);
+          return done({});
+        }
+        self->connect_tcp(std::move(done));
+      });
+}
+
+void ClientCore::connect_tcp(ConnectHandler done) {
   boost::system::error_code ignored;
-  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  socket_.close(ignored);
+  asio::async_connect(
+      socket_, server_endpoints_,
+      [self = shared_from_this(), done = std::move(done)](boost::system::error_code error,
+                                                          const tcp::endpoint&) {
+        const bool timed_out = self->connect_timer_.expiry() <= Clock::now();
+        self->connect_timer_.cancel();
+        if (!error) {
+          self->on_tcp_connected();
+          return done({});
+        }
+        if (error == asio::error::operation_aborted && timed_out) error = msgframe::error::timeout;
+        if (self->options_.transport == Transport::automatic && !self->closed_by_user_) {
+          self->fall_back_to_udp();
+          return done({});  // connected, over UDP for now
+        }
+        done(error);
+      });
+}
+
+void ClientCore::on_tcp_connected() {
+  boost::system::error_code ignored;
+  socket_.set_option(tcp::no_delay(true), ignored);
   decoder_.reset();
   close_reason_.clear();
-  connected_ = true;
+  ++connection_generation_;
+  tcp_connected_ = true;
+  backoff_ = options_.reconnect_backoff_min;
+  set_transport(Transport::tcp);
   read();
   flush();
 }
 
+void ClientCore::open_udp(const udp::endpoint& server) {
+  boost::system::error_code error;
+  udp_socket_.close(error);
+  // A connected UDP socket takes datagrams from the server's address and port only.
+  if (udp_socket_.open(server.protocol(), error) || udp_socket_.connect(server, error)) return;
+  udp_ready_ = true;
+  receive_datagram();
+}
+
+void ClientCore::fall_back_to_udp() {
+  ++counters_.fallbacks_to_udp;
+  set_transport(Transport::udp);
+  schedule_reconnect();
+}
+
+// Exponential backoff with jitter, so that many clients of a server that restarts do not all
+// come back at the same instant.
+void ClientCore::schedule_reconnect() {
+  const auto jittered = std::chrono::milliseconds(
+      std::uniform_int_distribution<std::int64_t>(backoff_.count() / 2, backoff_.count())(jitter_));
+  backoff_ = std::min(backoff_ * 2, options_.reconnect_backoff_max);
+  reconnect_timer_.expires_after(jittered);
+  reconnect_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
+    if (error || self->closed_by_user_ || self->tcp_connected_) return;
+    boost::system::error_code ignored;
+    self->socket_.close(ignored);
+    asio::async_connect(self->socket_, self->server_endpoints_,
+                        [self](boost::system::error_code error, const tcp::endpoint&) {
+                          if (self->closed_by_user_) return;
+                          if (error) return self->schedule_reconnect();
+                          ++self->counters_.tcp_reconnects;
+                          self->on_tcp_connected();
+                        });
+  });
+}
+
+void ClientCore::set_transport(Transport transport) {
+  if (transport == reported_transport_) return;
+  reported_transport_ = transport;
+  if (options_.on_transport_change) options_.on_transport_change(transport);
+}
+
+// ---- Calls ------------------------------------------------------------------------------------
+
 void ClientCore::start_call(std::uint64_t id, std::vector<std::byte> frame,
                             Clock::time_point deadline, std::unique_ptr<PendingCall> call) {
-  if (!connected_) {
-    call->complete(msgframe::error::not_connected, nullptr);
+  if (tcp_connected_) {
+    ++counters_.calls_over_tcp;
+    pending_.emplace(id, Waiting{std::move(call), false, {}, 0, deadline});
+    track_deadline(deadline, id);
+    send(std::move(frame));
     return;
   }
-  pending_.emplace(id, std::move(call));
-  deadlines_.emplace(deadline, id);
-  if (deadline < armed_for_) arm_deadline_timer();
-  send(std::move(frame));
+  if (!udp_ready_) return call->complete(msgframe::error::not_connected, nullptr);
+  if (frame.size() - frame_prefix_bytes > options_.max_datagram_bytes) {
+    return call->complete(msgframe::error::frame_too_large, nullptr);
+  }
+  ++counters_.calls_over_udp;
+  send_datagram(frame);
+  const auto resend_at = std::min(deadline, Clock::now() + options_.udp_resend_interval);
+  pending_.emplace(
+      id, Waiting{std::move(call), true, std::move(frame), options_.udp_resends, deadline});
+  track_deadline(resend_at, id);
 }
 
 void ClientCore::send(std::vector<std::byte> frame) {
-  if (!connected_) return;
+  if (!tcp_connected_) return;
   queued_.push_back(std::move(frame));
   flush();
+}
+
+void ClientCore::send_datagram(const std::vector<std::byte>& frame) {
+  boost::system::error_code ignored;  // a lost datagram is what resends are for
+  udp_socket_.send(
+      asio::buffer(frame.data() + frame_prefix_bytes, frame.size() - frame_prefix_bytes), 0,
+      ignored);
 }
 
 void ClientCore::subscribe(std::string type,
@@ -54,42 +193,61 @@ void ClientCore::subscribe(std::string type,
 
 // Every frame queued while a write is in progress goes out in the next single gather write.
 void ClientCore::flush() {
-  if (writing_ || queued_.empty() || !connected_) return;
+  if (writing_ || queued_.empty() || !tcp_connected_) return;
   writing_ = true;
   std::swap(queued_, sending_);
   send_buffers_.clear();
   for (const auto& frame : sending_) send_buffers_.emplace_back(frame.data(), frame.size());
-  asio::async_write(
-      socket_, send_buffers_,
-      [self = shared_from_this()](const boost::system::error_code& error, std::size_t) {
-        self->writing_ = false;
-        self->sending_.clear();
-        if (error) return self->close(msgframe::error::connection_lost);
-        self->flush();
-      });
+  asio::async_write(socket_, send_buffers_,
+                    [self = shared_from_this(), generation = connection_generation_](
+                        const boost::system::error_code& error, std::size_t) {
+                      if (generation != self->connection_generation_) return;
+                      self->writing_ = false;
+                      self->sending_.clear();
+                      if (error) return self->lose_tcp(msgframe::error::connection_lost);
+                      self->flush();
+                    });
 }
 
 void ClientCore::read() {
-  auto space = decoder_.prepare(read_bytes_);
-  socket_.async_read_some(
-      asio::buffer(space.data(), space.size()),
-      [self = shared_from_this()](const boost::system::error_code& error, std::size_t bytes) {
-        self->on_read(error, bytes);
-      });
+  auto space = decoder_.prepare(options_.read_bytes);
+  socket_.async_read_some(asio::buffer(space.data(), space.size()),
+                          [self = shared_from_this(), generation = connection_generation_](
+                              const boost::system::error_code& error, std::size_t bytes) {
+                            if (generation == self->connection_generation_)
+                              self->on_read(error, bytes);
+                          });
 }
 
 void ClientCore::on_read(const boost::system::error_code& error, std::size_t bytes) {
-  if (!connected_) return;
-  if (error) return close(close_reason_ ? close_reason_ : msgframe::error::connection_lost);
+  if (!tcp_connected_) return;
+  if (error) return lose_tcp(close_reason_ ? close_reason_ : msgframe::error::connection_lost);
   decoder_.commit(bytes);
-  while (const auto body = decoder_.next()) on_frame(*body);
-  if (decoder_.error()) return close(decoder_.error());
+  while (const auto body = decoder_.next()) {
+    EnvelopeView envelope;
+    if (!parse_envelope(*body, envelope)) on_envelope(envelope);  // else: nothing to match it to
+  }
+  if (decoder_.error()) return lose_tcp(decoder_.error());
   read();
 }
 
-void ClientCore::on_frame(std::span<const std::byte> body) {
-  EnvelopeView envelope;
-  if (parse_envelope(body, envelope)) return;  // nothing to match it to: dropped
+void ClientCore::receive_datagram() {
+  udp_socket_.async_receive(
+      asio::buffer(datagram_),
+      [self = shared_from_this()](const boost::system::error_code& error, std::size_t bytes) {
+        if (!self->udp_ready_ || error == asio::error::operation_aborted) return;
+        // Refused (no one at the server's UDP port) or a datagram over the limit: the calls resend
+        // or time out; keep listening.
+        EnvelopeView envelope;
+        if (!error && bytes <= self->options_.max_datagram_bytes &&
+            !parse_envelope(std::span(self->datagram_).first(bytes), envelope)) {
+          self->on_envelope(envelope);
+        }
+        self->receive_datagram();
+      });
+}
+
+void ClientCore::on_envelope(const EnvelopeView& envelope) {
   if (envelope.kind == v1::KIND_EVENT) {
     if (const auto handler = events_.find(envelope.type); handler != events_.end()) {
       handler->second(envelope.payload);
@@ -102,11 +260,24 @@ void ClientCore::on_frame(std::span<const std::byte> body) {
     close_reason_ = from_wire_error(envelope.error->code());
     return;
   }
-  const auto call = pending_.find(envelope.id);
-  if (call == pending_.end()) return;  // late (timed out) or never asked for: dropped
-  auto pending = std::move(call->second);
-  pending_.erase(call);
-  pending->complete({}, &envelope);
+  // A reply whose id is not pending (late, duplicated, or never asked for) is dropped here.
+  complete(envelope.id, {}, &envelope);
+}
+
+void ClientCore::complete(std::uint64_t id, boost::system::error_code error,
+                          const EnvelopeView* reply) {
+  const auto found = pending_.find(id);
+  if (found == pending_.end()) return;
+  auto call = std::move(found->second.call);
+  pending_.erase(found);
+  call->complete(error, reply);
+}
+
+// ---- Deadlines and resends --------------------------------------------------------------------
+
+void ClientCore::track_deadline(Clock::time_point when, std::uint64_t id) {
+  deadlines_.emplace(when, id);
+  if (when < armed_for_) arm_deadline_timer();
 }
 
 void ClientCore::arm_deadline_timer() {
@@ -123,28 +294,60 @@ void ClientCore::on_deadline_timer() {
   while (!deadlines_.empty() && deadlines_.top().first <= now) {
     const auto id = deadlines_.top().second;
     deadlines_.pop();
-    if (const auto call = pending_.find(id); call != pending_.end()) {
-      auto pending = std::move(call->second);
-      pending_.erase(call);
-      pending->complete(msgframe::error::timeout, nullptr);
+    const auto found = pending_.find(id);
+    if (found == pending_.end()) continue;
+    auto& waiting = found->second;
+    if (waiting.over_udp && waiting.resends_left > 0 && now < waiting.deadline) {
+      --waiting.resends_left;
+      ++counters_.udp_resends;
+      send_datagram(waiting.frame);  // the same id: the server may answer either copy
+      deadlines_.emplace(std::min(waiting.deadline, now + options_.udp_resend_interval), id);
+      continue;
     }
+    complete(id, msgframe::error::timeout, nullptr);  // deadline, or no resend left
   }
   if (!deadlines_.empty()) arm_deadline_timer();
 }
 
+// ---- Losing and closing -----------------------------------------------------------------------
+
+// TCP calls in flight fail: they may have run on the server, so they are not sent again over
+// UDP. With the automatic transport, later calls go over UDP while TCP reconnects.
+void ClientCore::lose_tcp(boost::system::error_code reason) {
+  tcp_connected_ = false;
+  ++connection_generation_;
+  writing_ = false;
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  queued_.clear();
+  sending_.clear();
+  std::vector<std::uint64_t> lost;
+  for (const auto& [id, waiting] : pending_) {
+    if (!waiting.over_udp) lost.push_back(id);
+  }
+  for (const auto id : lost) complete(id, reason, nullptr);
+  if (options_.transport == Transport::automatic && !closed_by_user_ && udp_ready_) {
+    fall_back_to_udp();
+  }
+}
+
 void ClientCore::close(boost::system::error_code reason) {
-  connected_ = false;
+  closed_by_user_ = true;
+  udp_ready_ = false;
   boost::system::error_code ignored;
   resolver_.cancel();
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  connect_timer_.cancel();
+  reconnect_timer_.cancel();
+  udp_socket_.close(ignored);
+  if (tcp_connected_) lose_tcp(reason);
   socket_.close(ignored);
   deadline_timer_.cancel();
   armed_for_ = Clock::time_point::max();
   deadlines_ = {};
-  queued_.clear();
   auto pending = std::move(pending_);
   pending_.clear();
-  for (auto& [id, call] : pending) call->complete(reason, nullptr);
+  for (auto& [id, waiting] : pending) waiting.call->complete(reason, nullptr);
 }
 
 }  // namespace msgframe::detail

@@ -10,6 +10,7 @@
 #include "msgframe/envelope.hpp"
 #include "server_impl.hpp"
 #include "session.hpp"
+#include "udp_endpoint.hpp"
 
 namespace msgframe {
 
@@ -20,6 +21,12 @@ namespace {
 
 FrameOptions frame_options_of(const ServerOptions& options) {
   if (options.read_bytes == 0) throw std::invalid_argument("ServerOptions: read_bytes is 0");
+  if (options.max_datagram_bytes == 0 || options.max_datagram_bytes > max_udp_payload_bytes) {
+    throw std::invalid_argument("ServerOptions: max_datagram_bytes must be 1 to 65507");
+  }
+  if (!options.serve_tcp && !options.serve_udp) {
+    throw std::invalid_argument("ServerOptions: serve_tcp and serve_udp are both off");
+  }
   return protocol_framing(options.max_frame_bytes);
 }
 
@@ -99,6 +106,39 @@ Server::~Server() { stop(); }
 
 Router& Server::router() noexcept { return impl_->router; }
 
+// Binds TCP and UDP on every address of the host, on one port number: the first socket bound
+// picks it when options.port is 0.
+boost::system::error_code Server::Impl::bind_all(
+    const asio::ip::tcp::resolver::results_type& addresses) {
+  boost::system::error_code error;
+  std::uint16_t port = options.port;
+  for (const auto& address : addresses) {
+    const tcp::endpoint endpoint(address.endpoint().address(), port);
+    if (options.serve_tcp) {
+      auto acceptor = std::make_unique<tcp::acceptor>(*contexts.front());
+      if (acceptor->open(endpoint.protocol(), error)) return error;
+      acceptor->set_option(tcp::acceptor::reuse_address(true), error);
+      if (endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
+      if (acceptor->bind(endpoint, error)) return error;
+      if (acceptor->listen(asio::socket_base::max_listen_connections, error)) return error;
+      port = acceptor->local_endpoint().port();
+      acceptors.push_back(std::move(acceptor));
+    }
+    if (options.serve_udp) {
+      asio::ip::udp::socket socket(*contexts.front());
+      const asio::ip::udp::endpoint udp_endpoint(endpoint.address(), port);
+      if (socket.open(udp_endpoint.protocol(), error)) return error;
+      if (endpoint.address().is_v6()) socket.set_option(asio::ip::v6_only(true), error);
+      if (socket.bind(udp_endpoint, error)) return error;
+      port = socket.local_endpoint().port();
+      udp_endpoints.push_back(std::make_shared<UdpEndpoint>(*this, std::move(socket)));
+    }
+  }
+  if (acceptors.empty() && udp_endpoints.empty()) return asio::error::host_not_found;
+  bound_port = port;
+  return {};
+}
+
 boost::system::error_code Server::start() {
   auto& impl = *impl_;
   if (impl.running) return {};
@@ -109,34 +149,27 @@ boost::system::error_code Server::start() {
 
   boost::system::error_code error;
   tcp::resolver resolver(*impl.contexts.front());
-  const auto results =
+  const auto addresses =
       resolver.resolve(impl.options.host, std::to_string(impl.options.port),
                        tcp::resolver::passive | tcp::resolver::numeric_service, error);
-  std::uint16_t port = impl.options.port;
-  for (const auto& result : results) {
-    if (error) break;
-    // Every address of the host listens on one port number: the first one bound picks it.
-    const tcp::endpoint endpoint(result.endpoint().address(), port);
-    auto acceptor = std::make_unique<tcp::acceptor>(*impl.contexts.front());
-    if (acceptor->open(endpoint.protocol(), error)) break;
-    acceptor->set_option(tcp::acceptor::reuse_address(true), error);
-    if (endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
-    if (acceptor->bind(endpoint, error) ||
-        acceptor->listen(asio::socket_base::max_listen_connections, error)) {
-      break;
-    }
-    port = acceptor->local_endpoint().port();
-    impl.acceptors.push_back(std::move(acceptor));
+  // A free TCP port may be taken for UDP: with port 0, try a few other ports before giving up.
+  const int attempts = impl.options.port == 0 ? 5 : 1;
+  for (int attempt = 0; attempt < attempts && !error; ++attempt) {
+    error = impl.bind_all(addresses);
+    if (!error || error != asio::error::address_in_use) break;
+    impl.acceptors.clear();
+    impl.udp_endpoints.clear();
   }
-  if (!error && impl.acceptors.empty()) error = asio::error::host_not_found;
   if (error) {
     impl.acceptors.clear();
+    impl.udp_endpoints.clear();
     impl.contexts.clear();
+    impl.bound_port = 0;
     return error;
   }
 
-  impl.bound_port = port;
   for (auto& acceptor : impl.acceptors) impl.accept(*acceptor);
+  for (auto& endpoint : impl.udp_endpoints) endpoint->start();
   for (auto& context : impl.contexts) {
     impl.work.push_back(asio::make_work_guard(*context));
     impl.threads.emplace_back([&context = *context] { context.run(); });
@@ -199,6 +232,7 @@ void Server::stop() {
       boost::system::error_code ignored;
       acceptor->close(ignored);
     }
+    for (auto& endpoint : impl.udp_endpoints) endpoint->close();
   });
   for (auto& session : impl.open_sessions()) {
     asio::post(session->executor(), [session] { session->shutdown(); });
@@ -225,6 +259,7 @@ void Server::stop() {
   for (auto& thread : impl.threads) thread.join();
   impl.threads.clear();
   impl.acceptors.clear();
+  impl.udp_endpoints.clear();
   impl.contexts.clear();
   impl.bound_port = 0;
 }
@@ -234,10 +269,11 @@ ServerStats Server::stats() const noexcept {
   const auto read = [](const std::atomic<std::uint64_t>& value) {
     return value.load(std::memory_order_relaxed);
   };
-  return {read(counters.sessions_accepted), read(counters.sessions_open),
-          read(counters.requests),          read(counters.errors_sent),
-          read(counters.one_way_errors),    read(counters.frames_dropped),
-          read(counters.sessions_failed),   read(counters.writes)};
+  return {read(counters.sessions_accepted),  read(counters.sessions_open),
+          read(counters.requests),           read(counters.errors_sent),
+          read(counters.one_way_errors),     read(counters.frames_dropped),
+          read(counters.sessions_failed),    read(counters.writes),
+          read(counters.datagrams_received), read(counters.datagrams_dropped)};
 }
 
 }  // namespace msgframe

@@ -19,6 +19,7 @@
 namespace msgframe {
 
 class Session;
+class UdpEndpoint;
 
 struct ServerCounters {
   std::atomic<std::uint64_t> sessions_accepted{0};
@@ -29,6 +30,8 @@ struct ServerCounters {
   std::atomic<std::uint64_t> frames_dropped{0};
   std::atomic<std::uint64_t> sessions_failed{0};
   std::atomic<std::uint64_t> writes{0};
+  std::atomic<std::uint64_t> datagrams_received{0};
+  std::atomic<std::uint64_t> datagrams_dropped{0};
 };
 
 class Server::Impl {
@@ -55,6 +58,7 @@ class Server::Impl {
   std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors;
+  std::vector<std::shared_ptr<UdpEndpoint>> udp_endpoints;
   std::atomic<std::size_t> next_context{0};
   std::atomic<std::uint64_t> next_session_id{1};
   std::atomic<std::uint16_t> bound_port{0};
@@ -66,6 +70,7 @@ class Server::Impl {
 
  private:
   friend class Server;
+  boost::system::error_code bind_all(const boost::asio::ip::tcp::resolver::results_type& addresses);
   void accept(boost::asio::ip::tcp::acceptor& acceptor);
   void retry_accept_later(boost::asio::ip::tcp::acceptor& acceptor);
   boost::asio::io_context& pick_context();

@@ -15,16 +15,10 @@
 #include <string>
 #include <thread>
 
+#include "msgframe/client_options.hpp"
 #include "msgframe/detail/client_core.hpp"
 
 namespace msgframe {
-
-struct ClientOptions {
-  std::size_t max_frame_bytes = default_max_frame_bytes;
-  std::chrono::milliseconds connect_timeout{5000};
-  std::chrono::milliseconds call_timeout{10000};  // the deadline of calls that set none
-  std::size_t read_bytes = 64 * 1024;
-};
 
 struct CallOptions {
   std::chrono::milliseconds timeout{0};  // 0: the client's call_timeout
@@ -45,7 +39,9 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // Resolves host and connects to the first address that answers (IPv4 or IPv6), within the
-  // connect timeout. Completion signature: void(boost::system::error_code).
+  // connect timeout. Completion signature: void(boost::system::error_code). With
+  // Transport::udp nothing is sent: the UDP socket is bound to the server's first address. With
+  // Transport::automatic, a TCP connection that cannot be made falls back to UDP and succeeds.
   template <class Token>
   auto async_connect(std::string host, std::uint16_t port, Token&& token);
 
@@ -134,7 +130,13 @@ class Client {
                       });
   }
 
+  // Connected over TCP, or able to call over UDP (Transport::udp, or automatic's fallback).
   bool is_connected() const noexcept { return core_->is_connected(); }
+
+  // The transport new calls use now: TCP, or UDP (udp mode, or automatic while TCP is down).
+  Transport transport() const noexcept { return core_->current_transport(); }
+
+  ClientStats stats() const noexcept { return core_->stats(); }
 
   // Closes the connection; pending calls complete with error::connection_lost. Thread-safe.
   void close();
@@ -150,8 +152,7 @@ class Client {
   ClientOptions options_;
   // Only for the client with its own I/O thread.
   std::unique_ptr<boost::asio::io_context> own_context_;
-  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
-      own_work_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> own_work_;
   std::thread own_thread_;
   std::shared_ptr<detail::ClientCore> core_;
 };
@@ -227,12 +228,11 @@ class Client::CallOperation {
   bool on_strand_ = false;
 };
 
-// resolve -> connect, bounded by the connect timeout.
+// Moves to the strand, then lets the core resolve and connect (see ClientCore::connect).
 class Client::ConnectOperation {
  public:
-  ConnectOperation(std::shared_ptr<detail::ClientCore> core, std::string host, std::uint16_t port,
-                   std::chrono::milliseconds timeout)
-      : core_(std::move(core)), host_(std::move(host)), port_(port), timeout_(timeout) {}
+  ConnectOperation(std::shared_ptr<detail::ClientCore> core, std::string host, std::uint16_t port)
+      : core_(std::move(core)), host_(std::move(host)), port_(port) {}
 
   template <class Self>
   void operator()(Self& self) {
@@ -240,59 +240,26 @@ class Client::ConnectOperation {
       on_strand_ = true;
       return boost::asio::post(core_->strand(), std::move(self));
     }
-    if (core_->is_connected()) return self.complete({});
-    timer_ = std::make_shared<boost::asio::steady_timer>(core_->strand(), timeout_);
-    timer_->async_wait([core = core_](const boost::system::error_code& error) {
-      if (error) return;  // cancelled: the connect finished first
-      core->resolver().cancel();
-      boost::system::error_code ignored;
-      core->socket().cancel(ignored);
-    });
-    auto& resolver = core_->resolver();
-    const std::string host = host_;
-    const std::string port = std::to_string(port_);
-    resolver.async_resolve(host, port, std::move(self));
-  }
-
-  template <class Self>
-  void operator()(Self& self, boost::system::error_code error,
-                  boost::asio::ip::tcp::resolver::results_type endpoints) {
-    if (error) return finish(self, error);
-    boost::system::error_code ignored;
-    auto& socket = core_->socket();
-    socket.close(ignored);
-    boost::asio::async_connect(socket, endpoints, std::move(self));
-  }
-
-  template <class Self>
-  void operator()(Self& self, boost::system::error_code error,
-                  const boost::asio::ip::tcp::endpoint&) {
-    if (!error) core_->on_connected();
-    finish(self, error);
+    auto core = core_;
+    auto host = std::move(host_);
+    const auto port = port_;
+    // The core keeps the handler in a std::function, which must be copyable: share it.
+    auto shared_self = std::make_shared<Self>(std::move(self));
+    core->connect(std::move(host), port,
+                  [shared_self](boost::system::error_code error) { shared_self->complete(error); });
   }
 
  private:
-  template <class Self>
-  void finish(Self& self, boost::system::error_code error) {
-    const bool timed_out = timer_->expiry() <= boost::asio::steady_timer::clock_type::now();
-    timer_->cancel();
-    if (error == boost::asio::error::operation_aborted && timed_out) error = error::timeout;
-    self.complete(error);
-  }
-
   std::shared_ptr<detail::ClientCore> core_;
   std::string host_;
   std::uint16_t port_;
-  std::chrono::milliseconds timeout_;
-  std::shared_ptr<boost::asio::steady_timer> timer_;
   bool on_strand_ = false;
 };
 
 template <class Token>
 auto Client::async_connect(std::string host, std::uint16_t port, Token&& token) {
   return boost::asio::async_compose<Token, void(boost::system::error_code)>(
-      ConnectOperation{core_, std::move(host), port, options_.connect_timeout}, token,
-      core_->strand());
+      ConnectOperation{core_, std::move(host), port}, token, core_->strand());
 }
 
 }  // namespace msgframe

@@ -96,9 +96,10 @@ class RouteEntry {
 template <class Request, class Handler>
 class Route final : public RouteEntry {
   static constexpr bool takes_context = std::is_invocable_v<Handler&, Request&, RequestContext&>;
-  using Result = typename std::conditional_t<
-      takes_context, std::invoke_result<Handler&, Request&, RequestContext&>,
-      std::invoke_result<Handler&, Request&>>::type;
+  using Result =
+      typename std::conditional_t<takes_context,
+                                  std::invoke_result<Handler&, Request&, RequestContext&>,
+                                  std::invoke_result<Handler&, Request&>>::type;
   static constexpr bool is_coroutine = handler_outcome<Result>::is_coroutine;
   using Outcome = typename handler_outcome<Result>::type;
   using Response = typename response_of<Outcome>::type;

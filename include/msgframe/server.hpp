@@ -18,6 +18,9 @@
 
 namespace msgframe {
 
+// The largest UDP payload over IPv4: 65,535 - 20 (IP header) - 8 (UDP header).
+inline constexpr std::size_t max_udp_payload_bytes = 65507;
+
 struct ServerOptions {
   // A host name or address; every address it resolves to is listened on ("::" for all IPv6
   // and, where the system allows, IPv4 ones; "0.0.0.0" for all IPv4 ones).
@@ -25,6 +28,11 @@ struct ServerOptions {
   std::uint16_t port = 0;   // 0: a free port, see Server::port()
   std::size_t threads = 0;  // I/O threads; 0: one per hardware thread
   std::size_t max_frame_bytes = default_max_frame_bytes;
+  bool serve_tcp = true;
+  bool serve_udp = true;  // on the same port number as TCP
+  // The largest UDP datagram taken or sent (at most 65,507, the IPv4 limit; e.g. 1,200 to stay
+  // under a path MTU). Larger requests are dropped; larger replies become FRAME_TOO_LARGE.
+  std::size_t max_datagram_bytes = max_udp_payload_bytes;
   // How much each read asks the socket for.
   std::size_t read_bytes = 64 * 1024;
   // How long stop() waits for sessions to finish their in-flight requests.
@@ -44,6 +52,8 @@ struct ServerStats {
   std::uint64_t frames_dropped = 0;   // RESPONSE, ERROR and EVENT envelopes sent to the server
   std::uint64_t sessions_failed = 0;  // sessions closed for an oversized or malformed prefix
   std::uint64_t writes = 0;           // socket writes: replies that are ready together share one
+  std::uint64_t datagrams_received = 0;
+  std::uint64_t datagrams_dropped = 0;  // not envelopes, over the limit, or replies not sent
 };
 
 class Server {
@@ -72,13 +82,15 @@ class Server {
   std::uint16_t port() const noexcept;
   std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
 
-  // Sends a KIND_EVENT envelope to one session, or to all. Thread-safe; a session that is gone
-  // is skipped. Returns false when session_id is not open.
+  // Sends a KIND_EVENT envelope to one session, or to all. Thread-safe, until stop() returns; a
+  // session that is gone is skipped. Returns false when session_id is not open. Throws
+  // std::invalid_argument for an event larger than the max frame.
   bool push(std::uint64_t session_id, const google::protobuf::MessageLite& event);
   void broadcast(const google::protobuf::MessageLite& event);
 
   // Stops cleanly: no new connections, requests already read are answered, then every session
-  // closes (forced after drain_timeout). Blocks until the I/O threads have ended. Idempotent.
+  // closes (forced after drain_timeout). Blocks until the I/O threads have ended, so it must not
+  // be called from a handler. Idempotent; the destructor calls it.
   void stop();
 
   ServerStats stats() const noexcept;

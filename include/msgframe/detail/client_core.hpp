@@ -1,10 +1,12 @@
-// The client's connection state machine (not for users): one socket, the calls waiting for
-// replies by id, their deadlines, and event subscriptions. Touched only on its strand.
+// The client's connection state machine (not for users): the TCP connection and the UDP socket,
+// the calls waiting for replies by id, their deadlines and resends, event subscriptions, and
+// the fallback from TCP to UDP. Touched only on its strand.
 #pragma once
 
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <chrono>
@@ -12,15 +14,19 @@
 #include <map>
 #include <memory>
 #include <queue>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "msgframe/client_options.hpp"
 #include "msgframe/envelope.hpp"
 #include "msgframe/frame_decoder.hpp"
 #include "msgframe/frame_encoder.hpp"
 
-namespace msgframe::detail {
+namespace msgframe {
+
+namespace detail {
 
 // A call waiting for its reply; completed exactly once, on the strand.
 class PendingCall {
@@ -34,59 +40,103 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
  public:
   using Clock = std::chrono::steady_clock;
   using Strand = boost::asio::strand<boost::asio::any_io_executor>;
+  using ConnectHandler = std::function<void(boost::system::error_code)>;
 
-  ClientCore(boost::asio::any_io_executor executor, FrameOptions frame_options,
-             std::size_t read_bytes);
+  ClientCore(boost::asio::any_io_executor executor, const ClientOptions& options);
 
   Strand& strand() noexcept { return strand_; }
-  boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
-  boost::asio::ip::tcp::resolver& resolver() noexcept { return resolver_; }
   const FrameEncoder& encoder() const noexcept { return encoder_; }
 
   // Any thread.
   std::uint64_t next_call_id() noexcept { return next_call_id_++; }
-  bool is_connected() const noexcept { return connected_; }
+  bool is_connected() const noexcept { return tcp_connected_ || udp_ready_; }
+  Transport current_transport() const noexcept {
+    return tcp_connected_ ? Transport::tcp : Transport::udp;
+  }
+  ClientStats stats() const noexcept;
 
   // Strand only.
-  void on_connected();
+  void connect(std::string host, std::uint16_t port, ConnectHandler done);
+  // `frame` is the TCP frame; over UDP its envelope (the frame less its prefix) is the datagram.
   void start_call(std::uint64_t id, std::vector<std::byte> frame, Clock::time_point deadline,
                   std::unique_ptr<PendingCall> call);
   void send(std::vector<std::byte> frame);
   void subscribe(std::string type, std::function<void(std::span<const std::byte>)> handler);
-  // Closes the connection; every pending call completes with `reason`.
+  // Closes both transports; every pending call completes with `reason`.
   void close(boost::system::error_code reason);
 
  private:
+  struct Waiting {
+    std::unique_ptr<PendingCall> call;
+    bool over_udp = false;
+    std::vector<std::byte> frame;  // kept for resends over UDP
+    int resends_left = 0;
+    Clock::time_point deadline;
+  };
+
+  void connect_tcp(ConnectHandler done);
+  void on_tcp_connected();
+  void open_udp(const boost::asio::ip::udp::endpoint& server);
+  void fall_back_to_udp();
+  void schedule_reconnect();
+  void lose_tcp(boost::system::error_code reason);
+  void set_transport(Transport transport);
+
   void read();
   void on_read(const boost::system::error_code& error, std::size_t bytes);
-  void on_frame(std::span<const std::byte> body);
+  void receive_datagram();
+  void on_envelope(const EnvelopeView& envelope);
   void flush();
+  void send_datagram(const std::vector<std::byte>& frame);
+  void track_deadline(Clock::time_point when, std::uint64_t id);
   void arm_deadline_timer();
   void on_deadline_timer();
+  void complete(std::uint64_t id, boost::system::error_code error, const EnvelopeView* reply);
 
+  const ClientOptions options_;
   Strand strand_;
   boost::asio::ip::tcp::socket socket_;
+  boost::asio::ip::udp::socket udp_socket_;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer deadline_timer_;
-  const std::size_t read_bytes_;
+  boost::asio::steady_timer connect_timer_;
+  boost::asio::steady_timer reconnect_timer_;
   FrameDecoder decoder_;
   const FrameEncoder encoder_;
+  std::vector<std::byte> datagram_;  // receive buffer, one byte over the limit
+  std::vector<boost::asio::ip::tcp::endpoint> server_endpoints_;
+
   // Frames as the callers serialized them, sent in one gather write: no copy into a queue.
   std::vector<std::vector<std::byte>> queued_;
   std::vector<std::vector<std::byte>> sending_;
   std::vector<boost::asio::const_buffer> send_buffers_;
   bool writing_ = false;
-  boost::system::error_code close_reason_;  // from an ERROR envelope with id 0
-  std::atomic<bool> connected_{false};
+  bool closed_by_user_ = false;
+  std::uint64_t connection_generation_ = 0;  // tells completions of an old connection apart
+  boost::system::error_code close_reason_;   // from an ERROR envelope with id 0
+  std::atomic<bool> tcp_connected_{false};
+  std::atomic<bool> udp_ready_{false};
   std::atomic<std::uint64_t> next_call_id_{1};
+  Transport reported_transport_ = Transport::tcp;
+  std::chrono::milliseconds backoff_;
+  std::minstd_rand jitter_{std::random_device{}()};
 
-  std::unordered_map<std::uint64_t, std::unique_ptr<PendingCall>> pending_;
-  // Deadlines, earliest first; entries of calls already completed are skipped when they come up.
+  std::unordered_map<std::uint64_t, Waiting> pending_;
+  // Deadlines and resend times, earliest first; entries of calls already completed are skipped.
   using Deadline = std::pair<Clock::time_point, std::uint64_t>;
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;
   Clock::time_point armed_for_ = Clock::time_point::max();
 
   std::map<std::string, std::function<void(std::span<const std::byte>)>, std::less<>> events_;
+
+  struct Counters {
+    std::atomic<std::uint64_t> calls_over_tcp{0};
+    std::atomic<std::uint64_t> calls_over_udp{0};
+    std::atomic<std::uint64_t> udp_resends{0};
+    std::atomic<std::uint64_t> fallbacks_to_udp{0};
+    std::atomic<std::uint64_t> tcp_reconnects{0};
+  } counters_;
 };
 
-}  // namespace msgframe::detail
+}  // namespace detail
+}  // namespace msgframe

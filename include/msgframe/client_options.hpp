@@ -1,0 +1,41 @@
+// How a msgframe::Client connects, times out, retries and falls back, and what it counts.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "msgframe/frame_options.hpp"
+#include "msgframe/transport.hpp"
+
+namespace msgframe {
+
+struct ClientOptions {
+  Transport transport = Transport::tcp;
+  std::size_t max_frame_bytes = default_max_frame_bytes;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds call_timeout{10000};  // the deadline of calls that set none
+  std::size_t read_bytes = 64 * 1024;
+  // UDP: the largest datagram sent (requests over it fail at once with frame_too_large), how
+  // long to wait for a reply before resending the same id, and how many resends at most.
+  std::size_t max_datagram_bytes = 65507;
+  std::chrono::milliseconds udp_resend_interval{250};
+  int udp_resends = 3;
+  // Transport::automatic: how long to wait before trying TCP again, doubling up to the max.
+  std::chrono::milliseconds reconnect_backoff_min{100};
+  std::chrono::milliseconds reconnect_backoff_max{5000};
+  // Called on the client's strand when calls start going over another transport.
+  std::function<void(Transport)> on_transport_change;
+};
+
+// Counters since construction; a snapshot.
+struct ClientStats {
+  std::uint64_t calls_over_tcp = 0;
+  std::uint64_t calls_over_udp = 0;
+  std::uint64_t udp_resends = 0;
+  std::uint64_t fallbacks_to_udp = 0;  // times TCP was lost or refused and UDP took over
+  std::uint64_t tcp_reconnects = 0;    // times TCP came back after a fallback
+};
+
+}  // namespace msgframe
