@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds, starts msgframe-server on a free loopback port,
-# runs msgframe-client against it (echo, uppercase echo, time, a scripted interactive session),
+# runs msgframe-client against it (echo, uppercase echo, time over TCP and UDP, a scripted
+# interactive session),
 # then stops the server by its PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,7 @@ set -x
 "$bin/msgframe-client" --host 127.0.0.1 --port "$port" echo "Hello, msgframe!"
 "$bin/msgframe-client" --host 127.0.0.1 --port "$port" echo --upper "Hello, msgframe!"
 "$bin/msgframe-client" --host 127.0.0.1 --port "$port" time
+"$bin/msgframe-client" --host 127.0.0.1 --port "$port" time --udp
 printf 'first line\nsecond line\nq\n' | "$bin/msgframe-client" --host 127.0.0.1 --port "$port"
 { set +x; } 2>/dev/null
 

@@ -2,6 +2,7 @@
 //   msgframe-client --host H --port P echo [--upper] TEXT
 //   msgframe-client --host H --port P time
 //   msgframe-client --host H --port P          (interactive: each line is echoed; q quits)
+//   --udp or --transport tcp|udp|auto chooses the transport (default tcp).
 #include <boost/program_options.hpp>
 #include <iostream>
 #include <string>
@@ -20,6 +21,7 @@ struct Settings {
   std::string host = "127.0.0.1";
   std::uint16_t port = 7700;
   bool upper = false;
+  msgframe::Transport transport = msgframe::Transport::tcp;
   std::chrono::milliseconds timeout{5000};
   std::string command;
   std::vector<std::string> words;
@@ -57,8 +59,9 @@ int time(msgframe::Client& client, const Settings& settings) {
 }
 
 int interactive(msgframe::Client& client, const Settings& settings) {
-  std::cout << "connected to " << settings.host << ':' << settings.port
-            << "; type a line to echo it, q to quit" << std::endl;
+  std::cout << "connected to " << settings.host << ':' << settings.port << " over "
+            << msgframe::to_string(client.transport()) << "; type a line to echo it, q to quit"
+            << std::endl;
   std::string line;
   while (true) {
     std::cout << ">> " << std::flush;
@@ -73,6 +76,7 @@ int interactive(msgframe::Client& client, const Settings& settings) {
 
 int run(Settings settings) {
   msgframe::ClientOptions client_options;
+  client_options.transport = settings.transport;
   client_options.connect_timeout = settings.timeout;
   client_options.call_timeout = settings.timeout;
   msgframe::Client client(client_options);
@@ -98,6 +102,8 @@ int run(Settings settings) {
 int main(int argc, char** argv) {
   Settings settings;
   int timeout_ms = 5000;
+  bool udp = false;
+  std::string transport_name = "tcp";
   options::options_description description(
       "usage: msgframe-client [options] [echo [--upper] TEXT | time]\n"
       "without a command: interactive echo, one line at a time (q or end of input quits)\n"
@@ -106,6 +112,9 @@ int main(int argc, char** argv) {
       "host", options::value(&settings.host)->default_value(settings.host), "server host")(
       "port", options::value(&settings.port)->default_value(settings.port), "server port")(
       "upper", options::bool_switch(&settings.upper), "echo: ask for ASCII uppercase")(
+      "udp", options::bool_switch(&udp), "call over UDP (the same as --transport udp)")(
+      "transport", options::value(&transport_name)->default_value(transport_name),
+      "tcp, udp, or auto (TCP, falling back to UDP while TCP is unreachable)")(
       "timeout", options::value(&timeout_ms)->default_value(timeout_ms),
       "connect and call deadline, in milliseconds");
   options::options_description hidden;
@@ -133,5 +142,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   settings.timeout = std::chrono::milliseconds(timeout_ms);
+  const auto transport = msgframe::parse_transport(udp ? "udp" : transport_name);
+  if (!transport) {
+    std::cerr << "msgframe-client: --transport must be tcp, udp or auto\n";
+    return 2;
+  }
+  settings.transport = *transport;
   return run(std::move(settings));
 }

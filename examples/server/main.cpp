@@ -39,7 +39,8 @@ int serve(const msgframe::ServerOptions& server_options) {
   std::cout << " ("
             << (server_options.threads ? server_options.threads
                                        : std::max(1u, std::thread::hardware_concurrency()))
-            << " I/O threads, max frame " << server_options.max_frame_bytes << " bytes)"
+            << " I/O threads, TCP and UDP, max frame " << server_options.max_frame_bytes
+            << " bytes, max datagram " << server_options.max_datagram_bytes << " bytes)"
             << std::endl;
 
   boost::asio::io_context signals_context;
@@ -72,7 +73,11 @@ int main(int argc, char** argv) {
       "max-frame",
       options::value(&server_options.max_frame_bytes)
           ->default_value(server_options.max_frame_bytes),
-      "largest request body accepted, in bytes");
+      "largest request body accepted, in bytes")(
+      "max-datagram",
+      options::value(&server_options.max_datagram_bytes)
+          ->default_value(server_options.max_datagram_bytes),
+      "largest UDP datagram taken or sent, in bytes (at most 65507)");
   try {
     options::variables_map values;
     options::store(options::parse_command_line(argc, argv, description), values);

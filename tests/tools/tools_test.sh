@@ -39,15 +39,23 @@ check "echo --upper" "HELLO, WORLD 123 é" "$("${client[@]}" echo --upper "hello
 time_line=$("${client[@]}" time)
 check "time is RFC 3339 with 9 digits" "1" \
   "$(grep -cE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{9}Z \([0-9]+ ns' <<<"$time_line")"
+check "echo over UDP" "over udp" "$("${client[@]}" --udp echo over udp)"
+udp_time=$("${client[@]}" time --udp)
+check "time over UDP" "1" "$(grep -cE '^[0-9]{4}-.*Z \(' <<<"$udp_time")"
+check "echo with --transport auto" "auto" "$("${client[@]}" --transport auto echo auto)"
 interactive=$(printf 'one\ntwo words\nq\nnever sent\n' | "${client[@]}")
 check "interactive echoes each line until q" \
-  "connected to 127.0.0.1:$port; type a line to echo it, q to quit|>> one|>> two words|>> " \
+  "connected to 127.0.0.1:$port over tcp; type a line to echo it, q to quit|>> one|>> two words|>> " \
   "$(tr '\n' '|' <<<"$interactive" | sed 's/|$//')"
 check "interactive ends at end of input" "0" "$(printf 'x\n' | "${client[@]}" >/dev/null; echo $?)"
 
 set +e
 "${client[@]}" frobnicate >/dev/null 2>"$work/client.err"
 check "unknown command exits 2" "2" "$?"
+"${client[@]}" --transport carrier-pigeon time >/dev/null 2>"$work/client.err"
+check "unknown transport exits 2" "2" "$?"
+"$client_binary" --host 127.0.0.1 --port 1 --udp --timeout 600 time >/dev/null 2>"$work/client.err"
+check "UDP with no server times out and exits 1" "1" "$?"
 "$client_binary" --host 127.0.0.1 --port 1 --timeout 2000 time >/dev/null 2>"$work/client.err"
 check "refused connection exits 1" "1" "$?"
 check "refused connection says why" "1" "$(grep -c 'cannot connect to 127.0.0.1:1' "$work/client.err")"
