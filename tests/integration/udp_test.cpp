@@ -84,6 +84,17 @@ BOOST_AUTO_TEST_CASE(echo_and_time_over_udp) {
   BOOST_TEST(server.server.stats().sessions_accepted == 0u);  // no TCP involved
 }
 
+BOOST_AUTO_TEST_CASE(echo_over_udp_on_ipv6) {
+  auto options = msgframe::test::loopback_options();
+  options.host = "::1";
+  TestServer server(options);
+  server.start();
+  Client client(udp_options());
+  BOOST_TEST_REQUIRE(!client.connect("::1", server.port()));
+  BOOST_TEST(client.call<v1::EchoResponse>(echo_request("v6 datagram"), generous).payload() ==
+             "v6 datagram");
+}
+
 BOOST_AUTO_TEST_CASE(a_sixty_thousand_byte_payload) {
   TestServer server;
   server.start();
