@@ -4,6 +4,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -19,6 +20,27 @@
 #include "msgframe/detail/client_core.hpp"
 
 namespace msgframe {
+
+namespace detail {
+
+// Continues a composed operation on `executor`. Posting `self` itself would run it on the
+// completion handler's executor instead (a coroutine's, say), off the client's strand.
+template <class Executor, class Self>
+void resume_on(const Executor& executor, Self self) {
+  boost::asio::post(executor, [self = std::move(self)]() mutable { self(); });
+}
+
+// Completes a composed operation on its completion handler's executor (a coroutine resumes where
+// it belongs, not on the client's strand); inline when that executor is the current one.
+template <class Self, class... Args>
+void complete_on_handler_executor(Self self, Args... args) {
+  auto executor = self.get_executor();
+  boost::asio::dispatch(executor, [self = std::move(self), ... args = std::move(args)]() mutable {
+    self.complete(std::move(args)...);
+  });
+}
+
+}  // namespace detail
 
 struct CallOptions {
   std::chrono::milliseconds timeout{0};  // 0: the client's call_timeout
@@ -176,9 +198,11 @@ class Client::CallOperation {
   void operator()(Self& self) {
     if (!on_strand_) {
       on_strand_ = true;
-      return boost::asio::post(core_->strand(), std::move(self));
+      const auto strand = core_->strand();  // before `self`, holding core_, moves
+      return detail::resume_on(strand, std::move(self));
     }
-    if (encode_error_) return self.complete(encode_error_, Response{});
+    if (encode_error_)
+      return detail::complete_on_handler_executor(std::move(self), encode_error_, Response{});
     // Moving `self` moves this object too: take what start_call needs first.
     auto core = core_;
     auto frame = std::move(frame_);
@@ -198,7 +222,7 @@ class Client::CallOperation {
     void complete(boost::system::error_code error, const EnvelopeView* reply) override {
       Response response;
       if (!error && reply != nullptr) error = read_reply(*reply, response);
-      self_.complete(error, std::move(response));
+      detail::complete_on_handler_executor(std::move(self_), error, std::move(response));
     }
 
    private:
@@ -238,15 +262,17 @@ class Client::ConnectOperation {
   void operator()(Self& self) {
     if (!on_strand_) {
       on_strand_ = true;
-      return boost::asio::post(core_->strand(), std::move(self));
+      const auto strand = core_->strand();  // before `self`, holding core_, moves
+      return detail::resume_on(strand, std::move(self));
     }
     auto core = core_;
     auto host = std::move(host_);
     const auto port = port_;
     // The core keeps the handler in a std::function, which must be copyable: share it.
     auto shared_self = std::make_shared<Self>(std::move(self));
-    core->connect(std::move(host), port,
-                  [shared_self](boost::system::error_code error) { shared_self->complete(error); });
+    core->connect(std::move(host), port, [shared_self](boost::system::error_code error) {
+      detail::complete_on_handler_executor(std::move(*shared_self), error);
+    });
   }
 
  private:

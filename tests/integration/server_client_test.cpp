@@ -423,3 +423,33 @@ BOOST_AUTO_TEST_CASE(thousands_of_concurrent_sessions) {
   BOOST_TEST(answered == session_count);
   BOOST_TEST(server.server.stats().sessions_open == static_cast<std::uint64_t>(session_count));
 }
+
+// Completions run on the caller's executor, not the client's: a coroutine on another io_context
+// resumes on its own thread, and many such calls at once keep the client's state consistent.
+BOOST_AUTO_TEST_CASE(completions_run_on_the_callers_executor) {
+  TestServer server;
+  server.start();
+  Client client;  // I/O on a thread of its own
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+  asio::io_context caller;
+  int resumed_on_caller = 0;
+  int correct = 0;
+  constexpr int coroutines = 50;
+  for (int index = 0; index < coroutines; ++index) {
+    asio::co_spawn(
+        caller,
+        [&, index]() -> asio::awaitable<void> {
+          for (int call = 0; call < 20; ++call) {
+            const std::string text = std::to_string(index) + "/" + std::to_string(call);
+            const auto reply = co_await client.async_call<v1::EchoResponse>(echo_request(text),
+                                                                            asio::use_awaitable);
+            if (caller.get_executor().running_in_this_thread()) ++resumed_on_caller;
+            if (reply.payload() == text) ++correct;
+          }
+        },
+        asio::detached);
+  }
+  caller.run_for(std::chrono::seconds(60));
+  BOOST_TEST(resumed_on_caller == coroutines * 20);
+  BOOST_TEST(correct == coroutines * 20);
+}
