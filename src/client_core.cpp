@@ -54,6 +54,7 @@ void ClientCore::connect(std::string host, std::uint16_t port, ConnectHandler do
       host, std::to_string(port),
       [self = shared_from_this(), done = std::move(done)](
           boost::system::error_code error, const tcp::resolver::results_type& results) mutable {
+        if (self->closed_by_user_) return done(asio::error::operation_aborted);
         if (error) {
           self->connect_timer_.cancel();
           return done(error == asio::error::operation_aborted ? msgframe::error::timeout : error);
@@ -62,7 +63,10 @@ void ClientCore::connect(std::string host, std::uint16_t port, ConnectHandler do
         for (const auto& result : results) self->server_endpoints_.push_back(result.endpoint());
         const auto& first = self->server_endpoints_.front();
         if (self->options_.transport != Transport::tcp) {
-          self->open_udp({first.address(), first.port()});
+          if (const auto udp_error = self->open_udp({first.address(), first.port()})) {
+            self->connect_timer_.cancel();
+            return done(udp_error);
+          }
         }
         if (self->options_.transport == Transport::udp) {
           self->connect_timer_.cancel();
@@ -82,6 +86,11 @@ void ClientCore::connect_tcp(ConnectHandler done) {
                                                           const tcp::endpoint&) {
         const bool timed_out = self->connect_timer_.expiry() <= Clock::now();
         self->connect_timer_.cancel();
+        if (self->closed_by_user_) {  // closed while connecting: stay closed
+          boost::system::error_code ignored;
+          self->socket_.close(ignored);
+          return done(asio::error::operation_aborted);
+        }
         if (!error) {
           self->on_tcp_connected();
           return done({});
@@ -108,13 +117,16 @@ void ClientCore::on_tcp_connected() {
   flush();
 }
 
-void ClientCore::open_udp(const udp::endpoint& server) {
+boost::system::error_code ClientCore::open_udp(const udp::endpoint& server) {
   boost::system::error_code error;
   udp_socket_.close(error);
   // A connected UDP socket takes datagrams from the server's address and port only.
-  if (udp_socket_.open(server.protocol(), error) || udp_socket_.connect(server, error)) return;
+  if (udp_socket_.open(server.protocol(), error) || udp_socket_.connect(server, error)) {
+    return error;
+  }
   udp_ready_ = true;
   receive_datagram();
+  return {};
 }
 
 void ClientCore::fall_back_to_udp() {
@@ -177,6 +189,13 @@ void ClientCore::send(std::vector<std::byte> frame) {
   if (!tcp_connected_) return;
   queued_.push_back(std::move(frame));
   flush();
+}
+
+void ClientCore::send_one_way(std::vector<std::byte> frame) {
+  if (tcp_connected_) return send(std::move(frame));
+  if (udp_ready_ && frame.size() - frame_prefix_bytes <= options_.max_datagram_bytes) {
+    send_datagram(frame);
+  }
 }
 
 void ClientCore::send_datagram(const std::vector<std::byte>& frame) {

@@ -5,6 +5,7 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/system/system_error.hpp>
+#include <future>
 #include <stdexcept>
 
 #include "msgframe/envelope.hpp"
@@ -60,7 +61,9 @@ void Server::Impl::accept(tcp::acceptor& acceptor) {
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     ++counters.sessions_accepted;
-    std::make_shared<Session>(*this, std::move(socket), next_session_id++)->start();
+    // The session lives on its own thread from the start: begin there, not on the acceptor's.
+    auto session = std::make_shared<Session>(*this, std::move(socket), next_session_id++);
+    asio::post(session->executor(), [session] { session->start(); });
     accept(acceptor);
   });
 }
@@ -71,6 +74,14 @@ void Server::Impl::retry_accept_later(tcp::acceptor& acceptor) {
   timer->async_wait([this, &acceptor, timer](const boost::system::error_code& error) {
     if (!error && acceptor.is_open()) accept(acceptor);
   });
+}
+
+void Server::Impl::async_handler(bool started) {
+  {
+    const std::lock_guard lock(sessions_mutex);
+    async_handlers += started ? 1 : -1;
+  }
+  if (!started) sessions_changed.notify_all();
 }
 
 void Server::Impl::add_session(const std::shared_ptr<Session>& session) {
@@ -147,6 +158,7 @@ boost::system::error_code Server::start() {
     impl.contexts.push_back(std::make_unique<asio::io_context>(1));
   }
 
+  impl.async_handlers = 0;  // those abandoned by an earlier stop() never finished
   boost::system::error_code error;
   tcp::resolver resolver(*impl.contexts.front());
   const auto addresses =
@@ -174,6 +186,7 @@ boost::system::error_code Server::start() {
     impl.work.push_back(asio::make_work_guard(*context));
     impl.threads.emplace_back([&context = *context] { context.run(); });
   }
+  impl.accepting = true;
   impl.running = true;
   return {};
 }
@@ -227,26 +240,33 @@ void Server::stop() {
   auto& impl = *impl_;
   if (!impl.running.exchange(false)) return;
 
-  asio::post(*impl.contexts.front(), [&impl] {
+  // Close the acceptors and UDP sockets on their thread, and wait for it: sessions accepted
+  // before that are in the registry (or refuse themselves, see Session::start).
+  impl.accepting = false;
+  std::promise<void> listeners_closed;
+  asio::post(*impl.contexts.front(), [&impl, &listeners_closed] {
     for (auto& acceptor : impl.acceptors) {
       boost::system::error_code ignored;
       acceptor->close(ignored);
     }
     for (auto& endpoint : impl.udp_endpoints) endpoint->close();
+    listeners_closed.set_value();
   });
+  listeners_closed.get_future().wait();
   for (auto& session : impl.open_sessions()) {
     asio::post(session->executor(), [session] { session->shutdown(); });
   }
   bool drained = false;
   {
     std::unique_lock lock(impl.sessions_mutex);
-    drained = impl.sessions_changed.wait_for(lock, impl.options.drain_timeout,
-                                             [&impl] { return impl.sessions.empty(); });
+    drained = impl.sessions_changed.wait_for(lock, impl.options.drain_timeout, [&impl] {
+      return impl.sessions.empty() && impl.async_handlers == 0;
+    });
   }
   if (!drained) {
     // Past the deadline: close what is left, and abandon handlers that never finish (a coroutine
-    // awaiting forever) rather than let them hold stop() hostage. Each context runs its queue in
-    // order, so the closes happen before the stop.
+    // awaiting forever, on TCP or UDP) rather than let them hold stop() hostage. Each context
+    // runs its queue in order, so the closes happen before the stop.
     impl.log("stop: drain timeout; closing the sessions still open");
     for (auto& session : impl.open_sessions()) {
       asio::post(session->executor(), [session] { session->force_close(); });

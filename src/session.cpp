@@ -19,6 +19,11 @@ Session::Session(Server::Impl& server, asio::ip::tcp::socket socket, std::uint64
 }
 
 void Session::start() {
+  if (!server_.accepting) {  // accepted while the server stops: not served
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    return;
+  }
   server_.add_session(shared_from_this());
   read();
 }
@@ -108,7 +113,11 @@ void Session::queue_error(std::uint64_t request_id, v1::ErrorCode code, std::str
 
 void Session::queue(const OutgoingEnvelope& envelope) {
   if (!append_envelope_frame(queued_, server_.encoder, envelope)) return;
-  // Only a reply can outgrow the max frame (errors are small): the requester learns why instead.
+  if (envelope.kind == v1::KIND_ERROR) {
+    // Only with an absurdly small max frame: nothing smaller could be said.
+    server_.log("an ERROR envelope for " + peer_name() + " exceeds the max frame: not sent");
+    return;
+  }
   queue_error(envelope.id, v1::ERROR_CODE_FRAME_TOO_LARGE,
               "the reply exceeds the max frame of " +
                   std::to_string(server_.frame_options.max_frame_bytes) + " bytes");
@@ -144,6 +153,7 @@ void Session::on_written(const boost::system::error_code& error) {
 }
 
 void Session::on_async_handler(bool started) {
+  server_.async_handler(started);
   if (started) {
     ++async_handlers_;
     return;

@@ -30,8 +30,7 @@ class DatagramReply final : public ReplyChannel {
     // A handler on the stack below dispatch() is not shared yet: make a copy that is.
     return std::make_shared<DatagramReply>(endpoint_, peer_);
   }
-  // UDP requests are not drained on stop: a datagram may be lost any time, so clients retry.
-  void on_async_handler(bool) override {}
+  void on_async_handler(bool started) override { endpoint_->async_handler(started); }
 
  private:
   std::shared_ptr<UdpEndpoint> endpoint_;
@@ -116,6 +115,10 @@ void UdpEndpoint::send_error(const udp::endpoint& peer, std::uint64_t request_id
 void UdpEndpoint::send(const udp::endpoint& peer, const OutgoingEnvelope& envelope) {
   if (!socket_.is_open()) return;
   const std::size_t size = envelope_size(envelope);
+  if (size > server_.options.max_datagram_bytes && envelope.kind == v1::KIND_ERROR) {
+    ++server_.counters.datagrams_dropped;  // an ERROR too big for the datagram limit
+    return;
+  }
   if (size > server_.options.max_datagram_bytes) {
     send_error(peer, envelope.id, v1::ERROR_CODE_FRAME_TOO_LARGE,
                "the reply exceeds the max datagram of " +

@@ -27,6 +27,7 @@ class UdpEndpoint final : public std::enable_shared_from_this<UdpEndpoint> {
   void send_error(const boost::asio::ip::udp::endpoint& peer, std::uint64_t request_id,
                   v1::ErrorCode code, std::string_view message);
   boost::asio::any_io_executor executor() { return socket_.get_executor(); }
+  void async_handler(bool started) { server_.async_handler(started); }
 
  private:
   void receive();

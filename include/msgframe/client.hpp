@@ -97,7 +97,8 @@ class Client {
   }
 
   // Blocking call: returns the reply or throws boost::system::system_error whose what() holds
-  // the server's message. Must not be called from the client's own executor.
+  // the server's message. Must not be called from a thread that runs the client's executor
+  // (it would wait for itself): detected for the client's strand, a deadlock otherwise.
   template <class Response, class Request>
   Response call(const Request& request, std::chrono::milliseconds timeout = {}) {
     boost::system::error_code error;
@@ -123,17 +124,25 @@ class Client {
     return std::move(response);
   }
 
-  // Sends a one-way request (id 0): the server runs its handler and sends nothing back.
+  // Sends a one-way request (id 0): the server runs its handler and sends nothing back. Over
+  // TCP, or as a datagram when the client calls over UDP. Returns error::not_connected when
+  // neither is up, error::frame_too_large for a request over the frame (or, over UDP, the
+  // datagram) limit.
   template <class Request>
   boost::system::error_code send(const Request& request) {
+    if (!core_->is_connected()) return error::not_connected;
     std::vector<std::byte> frame;
     const std::string type = request.GetTypeName();
     if (auto error = append_envelope_frame(frame, core_->encoder(),
                                            {0, v1::KIND_REQUEST, type, &request, nullptr})) {
       return error;
     }
+    if (core_->current_transport() == Transport::udp &&
+        frame.size() - 4 > options_.max_datagram_bytes) {
+      return error::frame_too_large;
+    }
     boost::asio::post(core_->strand(), [core = core_, frame = std::move(frame)]() mutable {
-      core->send(std::move(frame));
+      core->send_one_way(std::move(frame));
     });
     return {};
   }

@@ -22,8 +22,10 @@ namespace msgframe {
 inline constexpr std::size_t max_udp_payload_bytes = 65507;
 
 struct ServerOptions {
-  // A host name or address; every address it resolves to is listened on ("::" for all IPv6
-  // and, where the system allows, IPv4 ones; "0.0.0.0" for all IPv4 ones).
+  // A host name or address; every address it resolves to is listened on ("0.0.0.0" for every
+  // IPv4 address, "::" for every IPv6 one). UDP replies leave from the address a request came to
+  // when that is a specific address; on a wildcard one the system picks the source address, which
+  // on a host with several addresses may not be the one the client sent to.
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;   // 0: a free port, see Server::port()
   std::size_t threads = 0;  // I/O threads; 0: one per hardware thread
@@ -82,8 +84,8 @@ class Server {
   std::uint16_t port() const noexcept;
   std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
 
-  // Sends a KIND_EVENT envelope to one session, or to all. Thread-safe, until stop() returns; a
-  // session that is gone is skipped. Returns false when session_id is not open. Throws
+  // Sends a KIND_EVENT envelope to one session, or to all. Thread-safe, but not while stop()
+  // runs; a session that is gone is skipped. Returns false when session_id is not open. Throws
   // std::invalid_argument for an event larger than the max frame.
   bool push(std::uint64_t session_id, const google::protobuf::MessageLite& event);
   void broadcast(const google::protobuf::MessageLite& event);

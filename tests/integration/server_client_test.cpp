@@ -453,3 +453,26 @@ BOOST_AUTO_TEST_CASE(completions_run_on_the_callers_executor) {
   BOOST_TEST(resumed_on_caller == coroutines * 20);
   BOOST_TEST(correct == coroutines * 20);
 }
+
+// With a max frame too small even for an ERROR envelope, the error is dropped (and logged), not
+// turned into another error forever: the call times out, and the server keeps serving.
+BOOST_AUTO_TEST_CASE(an_error_too_large_for_the_max_frame_is_dropped) {
+  auto options = msgframe::test::loopback_options(1);
+  options.max_frame_bytes = 40;
+  std::atomic<int> logged{0};
+  options.log = [&](const std::string&) { ++logged; };
+  msgframe::Server server(options);
+  server.handle<v1::EchoRequest>([](const v1::EchoRequest& request) {
+    v1::EchoResponse response;
+    response.set_payload(request.payload().empty() ? "" : std::string(100, 'x'));
+    return response;
+  });
+  BOOST_TEST_REQUIRE(!server.start());
+  Client client;
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+  boost::system::error_code error;
+  client.call<v1::EchoResponse>(echo_request("big"), std::chrono::milliseconds(300), error);
+  BOOST_TEST(error == msgframe::error::timeout);
+  BOOST_TEST(logged >= 1);
+  BOOST_TEST(client.call<v1::EchoResponse>(echo_request(""), generous).payload().empty());
+}

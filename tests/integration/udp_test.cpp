@@ -3,8 +3,12 @@
 // client's automatic fallback from TCP to UDP and back.
 #define BOOST_TEST_MODULE udp
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 #include <future>
 #include <mutex>
@@ -137,6 +141,54 @@ BOOST_AUTO_TEST_CASE(a_reply_too_big_for_a_datagram_gets_frame_too_large) {
   BOOST_TEST(error == msgframe::error::frame_too_large);
   BOOST_TEST(message.find("1200") != std::string::npos);
   BOOST_TEST(client.call<v1::EchoResponse>(echo_request("100"), generous).payload().size() == 100u);
+}
+
+// Even the FRAME_TOO_LARGE error does not fit a 40-byte limit: it is dropped and counted, the
+// call times out, and the endpoint keeps serving replies that fit.
+BOOST_AUTO_TEST_CASE(an_error_too_large_for_the_datagram_limit_is_dropped) {
+  auto server_options = msgframe::test::loopback_options();
+  server_options.max_datagram_bytes = 40;
+  msgframe::Server server(server_options);
+  server.handle<v1::EchoRequest>([](const v1::EchoRequest& request) {
+    v1::EchoResponse response;
+    response.set_payload(request.payload().empty() ? "" : std::string(100, 'x'));
+    return response;
+  });
+  BOOST_TEST_REQUIRE(!server.start());
+  auto options = udp_options();
+  options.udp_resends = 0;
+  Client client(options);
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+  boost::system::error_code error;
+  client.call<v1::EchoResponse>(echo_request("big"), std::chrono::milliseconds(300), error);
+  BOOST_TEST(error == msgframe::error::timeout);
+  BOOST_TEST(server.stats().datagrams_dropped == 1u);
+  BOOST_TEST(client.call<v1::EchoResponse>(echo_request(""), generous).payload().empty());
+}
+
+// stop() waits for coroutine handlers serving UDP requests, but not past its drain timeout.
+BOOST_AUTO_TEST_CASE(stop_is_bounded_by_udp_handlers_that_never_finish) {
+  auto server_options = msgframe::test::loopback_options(1);
+  server_options.serve_tcp = false;
+  server_options.drain_timeout = std::chrono::milliseconds(200);
+  auto server = std::make_unique<msgframe::Server>(server_options);
+  std::promise<void> started;
+  server->handle<v1::EchoRequest>([&](v1::EchoRequest) -> asio::awaitable<v1::EchoResponse> {
+    started.set_value();
+    asio::steady_timer forever(co_await asio::this_coro::executor, std::chrono::hours(1));
+    co_await forever.async_wait(asio::use_awaitable);
+    co_return v1::EchoResponse{};
+  });
+  BOOST_TEST_REQUIRE(!server->start());
+  Client client(udp_options());
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server->port()));
+  auto never = client.async_call<v1::EchoResponse>(echo_request("x"), asio::use_future);
+  started.get_future().wait();
+  const auto before = std::chrono::steady_clock::now();
+  server.reset();
+  const auto took = std::chrono::steady_clock::now() - before;
+  BOOST_TEST(took >= std::chrono::milliseconds(200));  // it did wait for the handler
+  BOOST_TEST(took < std::chrono::seconds(30));         // and gave up on it
 }
 
 BOOST_AUTO_TEST_CASE(garbage_datagrams_are_dropped_without_reply_and_disturb_no_one) {
@@ -287,11 +339,18 @@ BOOST_AUTO_TEST_CASE(lost_and_duplicated_datagrams_give_each_call_one_right_answ
 }
 
 BOOST_AUTO_TEST_CASE(automatic_transport_falls_back_to_udp_and_returns_to_tcp) {
+  // A TCP socket bound but not listening holds the port: TCP connects are refused, and no other
+  // socket (a client's ephemeral port, say) can take it before the TCP server below does.
+  asio::io_context io;
+  asio::ip::tcp::acceptor tcp_port_holder(io);
+  tcp_port_holder.open(asio::ip::tcp::v4());
+  tcp_port_holder.bind({asio::ip::address_v4::loopback(), 0});
+  const auto port = tcp_port_holder.local_endpoint().port();
   auto udp_only = msgframe::test::loopback_options();
+  udp_only.port = port;
   udp_only.serve_tcp = false;
   TestServer udp_server(udp_only);
   udp_server.start();
-  const auto port = udp_server.port();
 
   std::mutex changes_mutex;
   std::vector<Transport> changes;
@@ -317,6 +376,7 @@ BOOST_AUTO_TEST_CASE(automatic_transport_falls_back_to_udp_and_returns_to_tcp) {
   auto tcp_only = msgframe::test::loopback_options();
   tcp_only.port = port;
   tcp_only.serve_udp = false;
+  tcp_port_holder.close();
   auto tcp_server = std::make_unique<TestServer>(tcp_only);
   tcp_server->start();
   BOOST_TEST_REQUIRE((back_on_tcp.get_future().wait_for(generous) == std::future_status::ready));
@@ -338,4 +398,47 @@ BOOST_AUTO_TEST_CASE(automatic_transport_falls_back_to_udp_and_returns_to_tcp) {
   BOOST_TEST(client.stats().fallbacks_to_udp == 2u);
   const std::lock_guard lock(changes_mutex);
   BOOST_TEST((changes == std::vector<Transport>{Transport::udp, Transport::tcp, Transport::udp}));
+}
+
+BOOST_AUTO_TEST_CASE(one_way_requests_go_over_udp_too) {
+  msgframe::Server server(msgframe::test::loopback_options());
+  std::promise<std::string> received;
+  server.handle<v1::EchoRequest>([&](const v1::EchoRequest& request) {
+    received.set_value(request.payload());
+    return v1::EchoResponse{};
+  });
+  BOOST_TEST_REQUIRE(!server.start());
+  Client client(udp_options());
+  BOOST_TEST(client.send(echo_request("before connect")) == msgframe::error::not_connected);
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+  BOOST_TEST(!client.send(echo_request("fire and forget")));
+  auto payload = received.get_future();
+  BOOST_TEST_REQUIRE((payload.wait_for(generous) == std::future_status::ready));
+  BOOST_TEST(payload.get() == "fire and forget");
+  BOOST_TEST(server.stats().sessions_accepted == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_client_closed_while_connecting_stays_closed) {
+  TestServer server;
+  server.start();
+  for (const auto transport : {Transport::tcp, Transport::udp, Transport::automatic}) {
+    msgframe::ClientOptions options;
+    options.transport = transport;
+    Client client(options);
+    auto connected = client.async_connect("127.0.0.1", server.port(), asio::use_future);
+    client.close();
+    const auto error = [&] {
+      try {
+        connected.get();
+        return boost::system::error_code{};
+      } catch (const boost::system::system_error& failure) {
+        return failure.code();
+      }
+    }();
+    BOOST_TEST((!error || error == asio::error::operation_aborted), error.message());
+    boost::system::error_code call_error;  // processed after the close: nothing is connected
+    client.call<v1::EchoResponse>(echo_request("x"), generous, call_error);
+    BOOST_TEST(call_error == msgframe::error::not_connected);
+    BOOST_TEST(!client.is_connected());
+  }
 }

@@ -60,7 +60,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // `frame` is the TCP frame; over UDP its envelope (the frame less its prefix) is the datagram.
   void start_call(std::uint64_t id, std::vector<std::byte> frame, Clock::time_point deadline,
                   std::unique_ptr<PendingCall> call);
-  void send(std::vector<std::byte> frame);
+  // A one-way request: over TCP when connected, else as a datagram when it fits.
+  void send_one_way(std::vector<std::byte> frame);
   void subscribe(std::string type, std::function<void(std::span<const std::byte>)> handler);
   // Closes both transports; every pending call completes with `reason`.
   void close(boost::system::error_code reason);
@@ -76,11 +77,12 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   void connect_tcp(ConnectHandler done);
   void on_tcp_connected();
-  void open_udp(const boost::asio::ip::udp::endpoint& server);
+  boost::system::error_code open_udp(const boost::asio::ip::udp::endpoint& server);
   void fall_back_to_udp();
   void schedule_reconnect();
   void lose_tcp(boost::system::error_code reason);
   void set_transport(Transport transport);
+  void send(std::vector<std::byte> frame);
 
   void read();
   void on_read(const boost::system::error_code& error, std::size_t bytes);
