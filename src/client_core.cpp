@@ -346,6 +346,7 @@ void ClientCore::lose_tcp(boost::system::error_code reason) {
     if (!waiting.over_udp) lost.push_back(id);
   }
   for (const auto id : lost) complete(id, reason, nullptr);
+  if (!closed_by_user_ && options_.on_disconnect) options_.on_disconnect(reason);
   if (options_.transport == Transport::automatic && !closed_by_user_ && udp_ready_) {
     fall_back_to_udp();
   }

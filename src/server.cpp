@@ -99,6 +99,20 @@ void Server::Impl::remove_session(std::uint64_t session_id) {
   }
   --counters.sessions_open;
   sessions_changed.notify_all();
+  if (session_closed_handler) session_closed_handler(session_id);
+}
+
+std::vector<std::shared_ptr<Session>> Server::Impl::open_sessions(
+    std::span<const std::uint64_t> session_ids) {
+  std::vector<std::shared_ptr<Session>> out;
+  out.reserve(session_ids.size());
+  const std::lock_guard lock(sessions_mutex);
+  for (const auto session_id : session_ids) {
+    const auto found = sessions.find(session_id);
+    if (found == sessions.end()) continue;
+    if (auto session = found->second.lock()) out.push_back(std::move(session));
+  }
+  return out;
 }
 
 std::vector<std::shared_ptr<Session>> Server::Impl::open_sessions() {
@@ -116,6 +130,10 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(*this, std:
 Server::~Server() { stop(); }
 
 Router& Server::router() noexcept { return impl_->router; }
+
+void Server::on_session_closed(std::function<void(std::uint64_t)> handler) {
+  impl_->session_closed_handler = std::move(handler);
+}
 
 // Binds TCP and UDP on every address of the host, on one port number: the first socket bound
 // picks it when options.port is 0.
@@ -217,23 +235,21 @@ std::shared_ptr<const std::vector<std::byte>> event_frame(
 }  // namespace
 
 bool Server::push(std::uint64_t session_id, const google::protobuf::MessageLite& event) {
-  std::shared_ptr<Session> session;
-  {
-    const std::lock_guard lock(impl_->sessions_mutex);
-    const auto found = impl_->sessions.find(session_id);
-    if (found != impl_->sessions.end()) session = found->second.lock();
-  }
-  if (!session) return false;
-  auto frame = event_frame(impl_->encoder, event);
-  asio::post(session->executor(), [session, frame] { session->push_frame(frame); });
+  const auto sessions = impl_->open_sessions({&session_id, 1});
+  if (sessions.empty()) return false;
+  sessions.front()->push_frame(event_frame(impl_->encoder, event));
   return true;
+}
+
+void Server::push(std::span<const std::uint64_t> session_ids,
+                  const google::protobuf::MessageLite& event) {
+  const auto frame = event_frame(impl_->encoder, event);
+  for (const auto& session : impl_->open_sessions(session_ids)) session->push_frame(frame);
 }
 
 void Server::broadcast(const google::protobuf::MessageLite& event) {
   auto frame = event_frame(impl_->encoder, event);
-  for (auto& session : impl_->open_sessions()) {
-    asio::post(session->executor(), [session, frame] { session->push_frame(frame); });
-  }
+  for (auto& session : impl_->open_sessions()) session->push_frame(frame);
 }
 
 void Server::stop() {

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -47,6 +48,8 @@ class Server::Impl {
   void add_session(const std::shared_ptr<Session>& session);
   void remove_session(std::uint64_t session_id);
   std::vector<std::shared_ptr<Session>> open_sessions();
+  // Those of session_ids that are open, in that order.
+  std::vector<std::shared_ptr<Session>> open_sessions(std::span<const std::uint64_t> session_ids);
 
   Server& owner;
   const ServerOptions options;
@@ -54,6 +57,7 @@ class Server::Impl {
   const FrameEncoder encoder;
   // Before the contexts: handlers still queued there refer to routes when they are destroyed.
   Router router;
+  std::function<void(std::uint64_t)> session_closed_handler;
   ServerCounters counters;
 
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts;

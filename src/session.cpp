@@ -124,8 +124,24 @@ void Session::queue(const OutgoingEnvelope& envelope) {
 }
 
 void Session::push_frame(std::shared_ptr<const std::vector<std::byte>> frame) {
+  {
+    const std::lock_guard lock(pushed_mutex_);
+    pushed_.push_back(std::move(frame));
+    if (pushed_write_posted_) return;
+    pushed_write_posted_ = true;
+  }
+  asio::post(executor(), [self = shared_from_this()] { self->write_pushed(); });
+}
+
+void Session::write_pushed() {
+  std::vector<std::shared_ptr<const std::vector<std::byte>>> frames;
+  {
+    const std::lock_guard lock(pushed_mutex_);
+    frames.swap(pushed_);
+    pushed_write_posted_ = false;
+  }
   if (closed_ || reading_stopped_) return;
-  queued_.insert(queued_.end(), frame->begin(), frame->end());
+  for (const auto& frame : frames) queued_.insert(queued_.end(), frame->begin(), frame->end());
   flush();
 }
 

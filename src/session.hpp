@@ -3,6 +3,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "msgframe/envelope.hpp"
@@ -12,7 +13,8 @@
 
 namespace msgframe {
 
-// All of a session's state is touched only on its io_context's single thread.
+// All of a session's state is touched only on its io_context's single thread, except the events
+// pushed from other threads (pushed_, under pushed_mutex_).
 class Session final : public ReplyChannel, public std::enable_shared_from_this<Session> {
  public:
   Session(Server::Impl& server, boost::asio::ip::tcp::socket socket, std::uint64_t id);
@@ -20,7 +22,8 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   std::uint64_t id() const noexcept { return id_; }
   void start();
 
-  // Queues an already framed event (shared by every session of a broadcast).
+  // Any thread: queues an already framed event (shared by every session of a broadcast). Events
+  // pushed to one session are written in the order push_frame was called.
   void push_frame(std::shared_ptr<const std::vector<std::byte>> frame);
   // Stop reading; close once in-flight requests are answered and written.
   void shutdown();
@@ -40,6 +43,7 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   void fail_stream(const boost::system::error_code& error);
   void queue_error(std::uint64_t request_id, v1::ErrorCode code, std::string_view message);
   void queue(const OutgoingEnvelope& envelope);
+  void write_pushed();
   void flush();
   void on_written(const boost::system::error_code& error);
   void close_when_drained();
@@ -58,6 +62,12 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   bool dispatching_ = false;  // inside a read's frame loop: flush once at its end
   bool reading_stopped_ = false;
   bool closed_ = false;
+
+  // Posting each event on its own could reorder them: a post from one of the server's I/O threads
+  // waits in that thread's private queue while a post from another thread goes straight in.
+  std::mutex pushed_mutex_;
+  std::vector<std::shared_ptr<const std::vector<std::byte>>> pushed_;
+  bool pushed_write_posted_ = false;
 };
 
 }  // namespace msgframe

@@ -1,6 +1,7 @@
 // How a msgframe::Client connects, times out, retries and falls back, and what it counts.
 #pragma once
 
+#include <boost/system/error_code.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +28,10 @@ struct ClientOptions {
   std::chrono::milliseconds reconnect_backoff_max{5000};
   // Called on the client's strand when calls start going over another transport.
   std::function<void(Transport)> on_transport_change;
+  // Called on the client's strand when an established TCP connection is lost (the server
+  // closed it, reset it, or broke the protocol), not when close() closes it; pending TCP calls
+  // have then completed with `reason`. With Transport::automatic, calls move to UDP after it.
+  std::function<void(boost::system::error_code reason)> on_disconnect;
 };
 
 // Counters since construction; a snapshot.

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,12 @@ class Server {
     router().handle<Request>(std::move(handler));
   }
 
+  // Calls handler(session_id) once a session has closed, for whatever reason (the peer left, a
+  // protocol error, stop()), with its RequestContext::session_id: services that keep state per
+  // session drop it there. Runs on the session's I/O thread; it may push() to other sessions.
+  // Register before start(); a later call replaces the handler.
+  void on_session_closed(std::function<void(std::uint64_t session_id)> handler);
+
   // Binds every address of options.host and starts the I/O threads. On failure (the port is
   // taken, the host does not resolve) returns the error and leaves the server stopped.
   [[nodiscard]] boost::system::error_code start();
@@ -85,9 +92,12 @@ class Server {
   std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
 
   // Sends a KIND_EVENT envelope to one session, or to all. Thread-safe, but not while stop()
-  // runs; a session that is gone is skipped. Returns false when session_id is not open. Throws
-  // std::invalid_argument for an event larger than the max frame.
+  // runs; a session that is gone is skipped. Events pushed to one session arrive in the order of
+  // the push() and broadcast() calls that sent them. Returns false when session_id is not open.
+  // Throws std::invalid_argument for an event larger than the max frame.
   bool push(std::uint64_t session_id, const google::protobuf::MessageLite& event);
+  // The same event to each of the sessions, serialized once (a chat room, say).
+  void push(std::span<const std::uint64_t> session_ids, const google::protobuf::MessageLite& event);
   void broadcast(const google::protobuf::MessageLite& event);
 
   // Stops cleanly: no new connections, requests already read are answered, then every session

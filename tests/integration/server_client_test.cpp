@@ -2,6 +2,7 @@
 // pipelining, concurrency, every documented error outcome, deadlines and a dying server.
 #define BOOST_TEST_MODULE server_client
 #include <sys/resource.h>
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
@@ -11,7 +12,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "msgframe/client.hpp"
@@ -475,4 +478,138 @@ BOOST_AUTO_TEST_CASE(an_error_too_large_for_the_max_frame_is_dropped) {
   BOOST_TEST(error == msgframe::error::timeout);
   BOOST_TEST(logged >= 1);
   BOOST_TEST(client.call<v1::EchoResponse>(echo_request(""), generous).payload().empty());
+}
+
+BOOST_AUTO_TEST_CASE(events_pushed_from_every_io_thread_arrive_in_push_order) {
+  // Handlers on both I/O threads push to one session under a lock, as a chat room does: the
+  // session must see the pushes in the order they were made.
+  msgframe::Server server(msgframe::test::loopback_options(2));
+  std::mutex order_mutex;
+  std::int64_t pushed = 0;
+  std::atomic<std::uint64_t> target{0};
+  server.handle<v1::EchoRequest>(
+      [&](const v1::EchoRequest& request, msgframe::RequestContext& context) {
+        if (request.payload() == "target") {
+          target = context.session_id;
+        } else {
+          const std::lock_guard lock(order_mutex);
+          server.push(target, msgframe::time_at(++pushed));
+        }
+        return msgframe::echo(request);
+      });
+  BOOST_TEST_REQUIRE(!server.start());
+
+  constexpr int senders = 4;
+  constexpr int pushes_each = 500;
+  std::mutex received_mutex;
+  std::condition_variable received_changed;
+  std::vector<std::int64_t> received;
+  Client receiver;
+  receiver.on_event<v1::TimeResponse>([&](const v1::TimeResponse& event) {
+    const std::lock_guard lock(received_mutex);
+    received.push_back(event.unix_nanos());
+    received_changed.notify_all();
+  });
+  BOOST_TEST_REQUIRE(!receiver.connect("127.0.0.1", server.port()));
+  receiver.call<v1::EchoResponse>(echo_request("target"), generous);
+
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<std::future<v1::EchoResponse>> replies;
+  for (int index = 0; index < senders; ++index) {
+    clients.push_back(std::make_unique<Client>());  // sessions alternate between the threads
+    BOOST_TEST_REQUIRE(!clients.back()->connect("127.0.0.1", server.port()));
+  }
+  for (int round = 0; round < pushes_each; ++round) {
+    for (auto& client : clients) {
+      replies.push_back(
+          client->async_call<v1::EchoResponse>(echo_request("push"), asio::use_future));
+    }
+  }
+  for (auto& reply : replies) reply.get();
+
+  std::unique_lock lock(received_mutex);
+  BOOST_TEST_REQUIRE(received_changed.wait_for(lock, generous, [&] {
+    return received.size() == static_cast<std::size_t>(senders * pushes_each);
+  }));
+  for (std::size_t index = 0; index < received.size(); ++index) {
+    BOOST_TEST_REQUIRE(received[index] == static_cast<std::int64_t>(index + 1));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(one_event_to_a_set_of_sessions_and_session_close_notices) {
+  msgframe::Server server(msgframe::test::loopback_options(2));
+  std::mutex sessions_mutex;
+  std::condition_variable sessions_changed;
+  std::vector<std::uint64_t> open, closed;
+  server.handle<v1::EchoRequest>(
+      [&](const v1::EchoRequest& request, msgframe::RequestContext& context) {
+        const std::lock_guard lock(sessions_mutex);
+        open.push_back(context.session_id);
+        return msgframe::echo(request);
+      });
+  server.on_session_closed([&](std::uint64_t session_id) {
+    const std::lock_guard lock(sessions_mutex);
+    closed.push_back(session_id);
+    sessions_changed.notify_all();
+  });
+  BOOST_TEST_REQUIRE(!server.start());
+
+  std::array<std::vector<std::int64_t>, 3> events;  // under sessions_mutex
+  std::array<std::unique_ptr<Client>, 3> clients;
+  for (std::size_t index = 0; index < clients.size(); ++index) {
+    clients[index] = std::make_unique<Client>();
+    clients[index]->on_event<v1::TimeResponse>([&, index](const v1::TimeResponse& time) {
+      const std::lock_guard lock(sessions_mutex);
+      events[index].push_back(time.unix_nanos());
+      sessions_changed.notify_all();
+    });
+    BOOST_TEST_REQUIRE(!clients[index]->connect("127.0.0.1", server.port()));
+    clients[index]->call<v1::EchoResponse>(echo_request("hello"), generous);
+  }
+  // The first two and one that never existed: those two get it, once each; then one to all.
+  const std::vector<std::uint64_t> chosen{open[0], open[1], 987654321};
+  server.push(chosen, msgframe::time_at(42));
+  server.broadcast(msgframe::time_at(43));
+  {
+    std::unique_lock lock(sessions_mutex);
+    BOOST_TEST_REQUIRE(sessions_changed.wait_for(lock, generous, [&] {
+      return events[0].size() == 2 && events[1].size() == 2 && !events[2].empty();
+    }));
+    const std::vector<std::int64_t> both{42, 43}, broadcast_only{43};
+    BOOST_TEST(events[0] == both);
+    BOOST_TEST(events[1] == both);
+    BOOST_TEST(events[2] == broadcast_only);
+  }
+
+  clients[1].reset();  // its session closes: the server says which
+  std::unique_lock lock(sessions_mutex);
+  BOOST_TEST_REQUIRE(sessions_changed.wait_for(lock, generous, [&] { return !closed.empty(); }));
+  BOOST_TEST(closed == std::vector<std::uint64_t>{open[1]});
+}
+
+BOOST_AUTO_TEST_CASE(a_client_is_told_when_its_connection_is_lost) {
+  auto server = std::make_unique<TestServer>();
+  server->start();
+  std::promise<boost::system::error_code> lost;
+  msgframe::ClientOptions options;
+  options.on_disconnect = [&lost](boost::system::error_code reason) { lost.set_value(reason); };
+  Client client(options);
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server->port()));
+  server.reset();
+  auto reason = lost.get_future();
+  BOOST_TEST_REQUIRE((reason.wait_for(generous) == std::future_status::ready));
+  BOOST_TEST(reason.get() == msgframe::error::connection_lost);
+
+  // close() by the program itself is not a loss.
+  TestServer second;
+  second.start();
+  std::atomic<int> losses{0};
+  msgframe::ClientOptions counting;
+  counting.on_disconnect = [&losses](boost::system::error_code) { ++losses; };
+  {
+    Client closing(counting);
+    BOOST_TEST_REQUIRE(!closing.connect("127.0.0.1", second.port()));
+    closing.close();
+  }  // the destructor has run the close
+  BOOST_TEST(losses == 0);
 }
