@@ -12,6 +12,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libbenchmark-dev
   clang libclang-rt-14-dev
+  tmux  # the chat client's terminal test drives it as a person would
 )
 
 is_installed() {
