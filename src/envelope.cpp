@@ -55,6 +55,9 @@ bool read_error(CodedInputStream& input, v1::Error& error) {
 bool read_fields(CodedInputStream& input, const std::uint8_t* base, EnvelopeView& out) {
   while (const std::uint32_t tag = input.ReadTag()) {
     const int field = WireFormatLite::GetTagFieldNumber(tag);
+    // No field has number 0: protobuf refuses the tag. SkipField (internal API) does today;
+    // say it here rather than depend on that.
+    if (field == 0) return false;
     const auto wire_type = WireFormatLite::GetTagWireType(tag);
     const bool varint = wire_type == WireFormatLite::WIRETYPE_VARINT;
     const bool delimited = wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;

@@ -236,6 +236,28 @@ BOOST_AUTO_TEST_CASE(truncated_and_garbage_bodies_are_bad_envelopes_keeping_a_re
   BOOST_TEST(parse_error("", id) == msgframe::error::bad_envelope);  // kind unspecified
 }
 
+// Field number 0 does not exist: protobuf's own parser refuses such a tag, whatever its wire
+// type, and so must the envelope reader, rather than skip it as an unknown field.
+BOOST_AUTO_TEST_CASE(a_field_numbered_zero_is_a_bad_envelope) {
+  const std::string valid = WireWriter().varint(1, 12).varint(2, v1::KIND_REQUEST).finish();
+  const std::string zero_fields[] = {
+      std::string("\x02\x00", 2),                  // field 0, length-delimited, empty
+      std::string("\x00\x01", 2),                  // field 0, varint
+      std::string("\x05\x01\x02\x03\x04", 5),      // field 0, fixed32
+      std::string("\x82\x80\x80\x80\x00\x00", 6),  // field 0 in a non-minimal tag
+  };
+  for (const auto& zero_field : zero_fields) {
+    BOOST_TEST_CONTEXT("field 0 written as " << zero_field.size() << " bytes") {
+      std::uint64_t id = 0;
+      BOOST_TEST(parse_error(valid + zero_field, id) == msgframe::error::bad_envelope);
+      BOOST_TEST(id == 12u);  // read before the bad tag
+      v1::Envelope by_protobuf;
+      BOOST_TEST(!by_protobuf.ParseFromString(valid + zero_field));
+    }
+  }
+  parse_ok(valid);
+}
+
 BOOST_AUTO_TEST_CASE(wire_error_codes_map_both_ways) {
   for (int code = v1::ERROR_CODE_UNKNOWN_TYPE; code <= v1::ERROR_CODE_SHUTTING_DOWN; ++code) {
     BOOST_TEST(msgframe::to_wire_error(msgframe::from_wire_error(code)) == code);
