@@ -43,18 +43,22 @@ ClientStats ClientCore::stats() const noexcept {
 void ClientCore::connect(std::string host, std::uint16_t port, ConnectHandler done) {
   if (is_connected()) return done({});
   closed_by_user_ = false;
+  const auto generation = open_generation_;
   connect_timer_.expires_after(options_.connect_timeout);
-  connect_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
-    if (error) return;  // cancelled: the connect finished first
-    self->resolver_.cancel();
-    boost::system::error_code ignored;
-    self->socket_.cancel(ignored);
-  });
+  connect_timer_.async_wait(
+      [self = shared_from_this(), generation](const boost::system::error_code& error) {
+        // Cancelled (the connect finished first), or from before a close(): a later connect's
+        // resolver and socket are not this timer's to cancel.
+        if (error || generation != self->open_generation_) return;
+        self->resolver_.cancel();
+        boost::system::error_code ignored;
+        self->socket_.cancel(ignored);
+      });
   resolver_.async_resolve(
       host, std::to_string(port),
-      [self = shared_from_this(), done = std::move(done)](
+      [self = shared_from_this(), generation, done = std::move(done)](
           boost::system::error_code error, const tcp::resolver::results_type& results) mutable {
-        if (self->closed_by_user_) return done(asio::error::operation_aborted);
+        if (generation != self->open_generation_) return done(asio::error::operation_aborted);
         if (error) {
           self->connect_timer_.cancel();
           return done(error == asio::error::operation_aborted ? msgframe::error::timeout : error);
@@ -82,21 +86,19 @@ void ClientCore::connect_tcp(ConnectHandler done) {
   socket_.close(ignored);
   asio::async_connect(
       socket_, server_endpoints_,
-      [self = shared_from_this(), done = std::move(done)](boost::system::error_code error,
-                                                          const tcp::endpoint&) {
+      [self = shared_from_this(), generation = open_generation_, done = std::move(done)](
+          boost::system::error_code error, const tcp::endpoint&) {
+        // Closed while connecting: close() closed the socket, which a later connect may be
+        // using by now, and owns the timer too. Touch neither.
+        if (generation != self->open_generation_) return done(asio::error::operation_aborted);
         const bool timed_out = self->connect_timer_.expiry() <= Clock::now();
         self->connect_timer_.cancel();
-        if (self->closed_by_user_) {  // closed while connecting: stay closed
-          boost::system::error_code ignored;
-          self->socket_.close(ignored);
-          return done(asio::error::operation_aborted);
-        }
         if (!error) {
           self->on_tcp_connected();
           return done({});
         }
         if (error == asio::error::operation_aborted && timed_out) error = msgframe::error::timeout;
-        if (self->options_.transport == Transport::automatic && !self->closed_by_user_) {
+        if (self->options_.transport == Transport::automatic) {
           self->fall_back_to_udp();
           return done({});  // connected, over UDP for now
         }
@@ -136,19 +138,22 @@ void ClientCore::fall_back_to_udp() {
 }
 
 // Exponential backoff with jitter, so that many clients of a server that restarts do not all
-// come back at the same instant.
+// come back at the same instant. A close() ends the attempts: after it, their timer and connect
+// completions (aborted, or already queued) find a newer generation and do nothing, even when a
+// connect() has followed and is using the socket.
 void ClientCore::schedule_reconnect() {
   const auto jittered = std::chrono::milliseconds(
       std::uniform_int_distribution<std::int64_t>(backoff_.count() / 2, backoff_.count())(jitter_));
   backoff_ = std::min(backoff_ * 2, options_.reconnect_backoff_max);
   reconnect_timer_.expires_after(jittered);
-  reconnect_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
-    if (error || self->closed_by_user_ || self->tcp_connected_) return;
+  reconnect_timer_.async_wait([self = shared_from_this(), generation = open_generation_](
+                                  const boost::system::error_code& error) {
+    if (error || generation != self->open_generation_ || self->tcp_connected_) return;
     boost::system::error_code ignored;
     self->socket_.close(ignored);
     asio::async_connect(self->socket_, self->server_endpoints_,
-                        [self](boost::system::error_code error, const tcp::endpoint&) {
-                          if (self->closed_by_user_) return;
+                        [self, generation](boost::system::error_code error, const tcp::endpoint&) {
+                          if (generation != self->open_generation_) return;
                           if (error) return self->schedule_reconnect();
                           ++self->counters_.tcp_reconnects;
                           self->on_tcp_connected();
@@ -252,9 +257,13 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
 
 void ClientCore::receive_datagram() {
   udp_socket_.async_receive(
-      asio::buffer(datagram_),
-      [self = shared_from_this()](const boost::system::error_code& error, std::size_t bytes) {
-        if (!self->udp_ready_ || error == asio::error::operation_aborted) return;
+      asio::buffer(datagram_), [self = shared_from_this(), generation = open_generation_](
+                                   const boost::system::error_code& error, std::size_t bytes) {
+        // A receive from before a close() must not start a second one on the reopened socket.
+        if (generation != self->open_generation_ || !self->udp_ready_ ||
+            error == asio::error::operation_aborted) {
+          return;
+        }
         // Refused (no one at the server's UDP port) or a datagram over the limit: the calls resend
         // or time out; keep listening.
         EnvelopeView envelope;
@@ -354,6 +363,7 @@ void ClientCore::lose_tcp(boost::system::error_code reason) {
 
 void ClientCore::close(boost::system::error_code reason) {
   closed_by_user_ = true;
+  ++open_generation_;
   udp_ready_ = false;
   boost::system::error_code ignored;
   resolver_.cancel();

@@ -2,6 +2,7 @@
 // garbage that must not disturb anyone, loss and duplication through a lossy relay, and the
 // client's automatic fallback from TCP to UDP and back.
 #define BOOST_TEST_MODULE udp
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
@@ -10,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <random>
@@ -289,41 +291,51 @@ class LossyRelay {
   std::mt19937 random_{20261125};
 };
 
+// The property: every call completes exactly once, with its own reply or a timeout, never a
+// wrong or duplicated result. The relay's seeded losses must be the only ones: calls are paced
+// (at most `window` in flight, so that no burst overflows a socket buffer, under ASan and
+// ctest -j too), and each try waits 200 ms, far longer than a reply takes, even a slow one.
 BOOST_AUTO_TEST_CASE(lost_and_duplicated_datagrams_give_each_call_one_right_answer_or_a_timeout) {
   TestServer server;
   server.start();
   asio::io_context io;
   LossyRelay relay(io, server.port(), 0.25, 0.15);
   auto options = udp_options();
-  options.udp_resend_interval = std::chrono::milliseconds(40);
+  options.udp_resend_interval = std::chrono::milliseconds(200);
   options.udp_resends = 6;
   Client client(io.get_executor(), options);
   constexpr int calls = 400;
+  constexpr int window = 32;
   std::vector<int> completions(calls, 0);
-  int succeeded = 0, timed_out = 0, wrong = 0, finished = 0;
+  int succeeded = 0, timed_out = 0, wrong = 0, finished = 0, started = 0;
+  std::function<void()> start_next = [&] {
+    const int index = started++;
+    const std::string text = "call " + std::to_string(index);
+    client.async_call<v1::EchoResponse>(
+        echo_request(text), msgframe::CallOptions{std::chrono::seconds(10)},
+        [&, index, text](boost::system::error_code error, v1::EchoResponse reply) {
+          ++completions[index];
+          if (!error && reply.payload() == text) {
+            ++succeeded;
+          } else if (error == msgframe::error::timeout) {
+            ++timed_out;
+          } else {
+            ++wrong;
+          }
+          if (started < calls) start_next();
+          if (++finished == calls) {
+            client.close();
+            relay.close();  // the io_context then runs out of work
+          }
+        });
+  };
   client.async_connect("127.0.0.1", relay.port(), [&](boost::system::error_code error) {
     BOOST_TEST_REQUIRE(!error);
-    for (int index = 0; index < calls; ++index) {
-      const std::string text = "call " + std::to_string(index);
-      client.async_call<v1::EchoResponse>(
-          echo_request(text), msgframe::CallOptions{std::chrono::seconds(10)},
-          [&, index, text](boost::system::error_code error, v1::EchoResponse reply) {
-            ++completions[index];
-            if (!error && reply.payload() == text) {
-              ++succeeded;
-            } else if (error == msgframe::error::timeout) {
-              ++timed_out;
-            } else {
-              ++wrong;
-            }
-            if (++finished == calls) {
-              client.close();
-              relay.close();  // the io_context then runs out of work
-            }
-          });
-    }
+    while (started < window) start_next();
   });
-  io.run_for(std::chrono::seconds(60));
+  const auto began = std::chrono::steady_clock::now();
+  io.run_for(std::chrono::seconds(30));  // about 3 s are expected, 7 tries of one call 1.4 s
+  const auto took = std::chrono::steady_clock::now() - began;
   BOOST_TEST(finished == calls);
   BOOST_TEST(wrong == 0);
   BOOST_TEST(std::count(completions.begin(), completions.end(), 1) == calls);  // once each
@@ -332,10 +344,12 @@ BOOST_AUTO_TEST_CASE(lost_and_duplicated_datagrams_give_each_call_one_right_answ
   BOOST_TEST(relay.dropped > 0);
   BOOST_TEST(relay.duplicated > 0);
   BOOST_TEST(client.stats().udp_resends > 0u);
-  BOOST_TEST_MESSAGE("lossy relay: " << succeeded << " answered, " << timed_out << " timed out, "
-                                     << relay.dropped << " dropped, " << relay.duplicated
-                                     << " duplicated, " << client.stats().udp_resends
-                                     << " resends");
+  BOOST_TEST_MESSAGE("lossy relay: "
+                     << succeeded << " answered, " << timed_out << " timed out, " << relay.dropped
+                     << " dropped, " << relay.duplicated << " duplicated, "
+                     << client.stats().udp_resends << " resends, in "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                     << " ms");
 }
 
 BOOST_AUTO_TEST_CASE(automatic_transport_falls_back_to_udp_and_returns_to_tcp) {
@@ -398,6 +412,57 @@ BOOST_AUTO_TEST_CASE(automatic_transport_falls_back_to_udp_and_returns_to_tcp) {
   BOOST_TEST(client.stats().fallbacks_to_udp == 2u);
   const std::lock_guard lock(changes_mutex);
   BOOST_TEST((changes == std::vector<Transport>{Transport::udp, Transport::tcp, Transport::udp}));
+}
+
+// close() ends the automatic transport's reconnect attempts, even those whose timer or connect
+// completion is already queued: after a connect() that follows at once, a stale attempt must not
+// reschedule itself, close the socket the new connect uses, or connect it somewhere else.
+BOOST_AUTO_TEST_CASE(close_then_connect_in_automatic_mode_keeps_calls_on_tcp) {
+  // TCP refused, UDP served: a client of this port falls back and keeps trying TCP.
+  asio::io_context io;
+  asio::ip::tcp::acceptor tcp_port_holder(io);
+  tcp_port_holder.open(asio::ip::tcp::v4());
+  tcp_port_holder.bind({asio::ip::address_v4::loopback(), 0});
+  const auto refusing_port = tcp_port_holder.local_endpoint().port();
+  auto udp_only = msgframe::test::loopback_options();
+  udp_only.port = refusing_port;
+  udp_only.serve_tcp = false;
+  TestServer udp_server(udp_only);
+  udp_server.start();
+  TestServer full_server;
+  full_server.start();
+
+  msgframe::ClientOptions options;
+  options.transport = Transport::automatic;
+  // Attempts back to back (0 or 1 ms apart): one is nearly always in progress at the close.
+  options.reconnect_backoff_min = std::chrono::milliseconds(1);
+  options.reconnect_backoff_max = std::chrono::milliseconds(1);
+  Client client(options);
+  constexpr int rounds = 30;
+  for (int round = 0; round < rounds; ++round) {
+    BOOST_TEST_CONTEXT("round " << round) {
+      BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", refusing_port));
+      BOOST_TEST_REQUIRE((client.transport() == Transport::udp));
+      client.close();  // queued on the strand just before the connect below
+      auto connected = client.async_connect("127.0.0.1", full_server.port(), asio::use_future);
+      BOOST_TEST_REQUIRE((connected.wait_for(generous) == std::future_status::ready));
+      connected.get();
+      BOOST_TEST((client.transport() == Transport::tcp));
+      const auto tcp_calls = client.stats().calls_over_tcp;
+      const std::string text = "round " + std::to_string(round);
+      boost::system::error_code error;
+      BOOST_TEST(client.call<v1::EchoResponse>(echo_request(text), generous, error).payload() ==
+                 text);
+      BOOST_TEST(!error, error.message());
+      BOOST_TEST(client.stats().calls_over_tcp == tcp_calls + 1);
+      client.close();
+    }
+  }
+  // One fallback per connect to the refusing port, none after a connect to the full server, and
+  // no background reconnect ever reached it: each of its sessions is one of our connects.
+  BOOST_TEST(client.stats().fallbacks_to_udp == static_cast<std::uint64_t>(rounds));
+  BOOST_TEST(client.stats().tcp_reconnects == 0u);
+  BOOST_TEST(full_server.server.stats().sessions_accepted == static_cast<std::uint64_t>(rounds));
 }
 
 BOOST_AUTO_TEST_CASE(one_way_requests_go_over_udp_too) {

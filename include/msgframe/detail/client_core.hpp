@@ -115,7 +115,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   bool writing_ = false;
   bool closed_by_user_ = false;
   std::uint64_t connection_generation_ = 0;  // tells completions of an old connection apart
-  boost::system::error_code close_reason_;   // from an ERROR envelope with id 0
+  // Counts close() calls: the completions of connects, reconnects and UDP receives begun before
+  // the latest close() recognise themselves and do nothing.
+  std::uint64_t open_generation_ = 0;
+  boost::system::error_code close_reason_;  // from an ERROR envelope with id 0
   std::atomic<bool> tcp_connected_{false};
   std::atomic<bool> udp_ready_{false};
   std::atomic<std::uint64_t> next_call_id_{1};
