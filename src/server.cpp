@@ -7,6 +7,7 @@
 #include <boost/system/system_error.hpp>
 #include <future>
 #include <stdexcept>
+#include <string>
 
 #include "msgframe/envelope.hpp"
 #include "server_impl.hpp"
@@ -22,6 +23,10 @@ namespace {
 
 FrameOptions frame_options_of(const ServerOptions& options) {
   if (options.read_bytes == 0) throw std::invalid_argument("ServerOptions: read_bytes is 0");
+  if (options.threads > max_server_threads) {
+    throw std::invalid_argument("ServerOptions: threads must be 0 (one per hardware thread) to " +
+                                std::to_string(max_server_threads));
+  }
   if (options.max_datagram_bytes == 0 || options.max_datagram_bytes > max_udp_payload_bytes) {
     throw std::invalid_argument("ServerOptions: max_datagram_bytes must be 1 to 65507");
   }
@@ -84,12 +89,16 @@ void Server::Impl::async_handler(bool started) {
   if (!started) sessions_changed.notify_all();
 }
 
-void Server::Impl::add_session(const std::shared_ptr<Session>& session) {
+// `accepting` is read under the mutex that stop() takes for its snapshot of the sessions: a
+// session registers before that snapshot (and is shut down with the rest) or is refused.
+bool Server::Impl::add_session(const std::shared_ptr<Session>& session) {
   {
     const std::lock_guard lock(sessions_mutex);
+    if (!accepting) return false;
     sessions.emplace(session->id(), session);
   }
   ++counters.sessions_open;
+  return true;
 }
 
 void Server::Impl::remove_session(std::uint64_t session_id) {
@@ -198,13 +207,17 @@ boost::system::error_code Server::start() {
     return error;
   }
 
+  {
+    // Before the first accept: a session accepted at once must not find the server stopping.
+    const std::lock_guard lock(impl.sessions_mutex);
+    impl.accepting = true;
+  }
   for (auto& acceptor : impl.acceptors) impl.accept(*acceptor);
   for (auto& endpoint : impl.udp_endpoints) endpoint->start();
   for (auto& context : impl.contexts) {
     impl.work.push_back(asio::make_work_guard(*context));
     impl.threads.emplace_back([&context = *context] { context.run(); });
   }
-  impl.accepting = true;
   impl.running = true;
   return {};
 }
@@ -256,9 +269,12 @@ void Server::stop() {
   auto& impl = *impl_;
   if (!impl.running.exchange(false)) return;
 
-  // Close the acceptors and UDP sockets on their thread, and wait for it: sessions accepted
-  // before that are in the registry (or refuse themselves, see Session::start).
-  impl.accepting = false;
+  // From here on no session registers (see add_session). Then close the acceptors and UDP
+  // sockets on their thread, and wait for that.
+  {
+    const std::lock_guard lock(impl.sessions_mutex);
+    impl.accepting = false;
+  }
   std::promise<void> listeners_closed;
   asio::post(*impl.contexts.front(), [&impl, &listeners_closed] {
     for (auto& acceptor : impl.acceptors) {

@@ -45,7 +45,8 @@ class Server::Impl {
 
   // Coroutine handlers running, on any transport: stop() waits for them (within its deadline).
   void async_handler(bool started);
-  void add_session(const std::shared_ptr<Session>& session);
+  // False, registering nothing, once stop() has begun: the caller closes the session.
+  bool add_session(const std::shared_ptr<Session>& session);
   void remove_session(std::uint64_t session_id);
   std::vector<std::shared_ptr<Session>> open_sessions();
   // Those of session_ids that are open, in that order.
@@ -69,11 +70,11 @@ class Server::Impl {
   std::atomic<std::uint64_t> next_session_id{1};
   std::atomic<std::uint16_t> bound_port{0};
   std::atomic<bool> running{false};
-  std::atomic<bool> accepting{false};
 
   std::mutex sessions_mutex;
   std::condition_variable sessions_changed;
   std::unordered_map<std::uint64_t, std::weak_ptr<Session>> sessions;
+  bool accepting = false;           // under sessions_mutex: sessions may register
   std::int64_t async_handlers = 0;  // under sessions_mutex
 
  private:

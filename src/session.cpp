@@ -19,12 +19,12 @@ Session::Session(Server::Impl& server, asio::ip::tcp::socket socket, std::uint64
 }
 
 void Session::start() {
-  if (!server_.accepting) {  // accepted while the server stops: not served
+  if (!server_.add_session(shared_from_this())) {  // accepted while the server stops: not served
+    closed_ = true;
     boost::system::error_code ignored;
     socket_.close(ignored);
     return;
   }
-  server_.add_session(shared_from_this());
   read();
 }
 

@@ -26,6 +26,11 @@ std::string host_port(const boost::asio::ip::tcp::endpoint& endpoint) {
 }
 
 int serve(const msgframe::ServerOptions& server_options) {
+  // Before the 'listening on' line: a SIGINT or SIGTERM sent as soon as it is read must find
+  // our handler, not the default one that kills the process. Signals before async_wait queue.
+  boost::asio::io_context signals_context;
+  boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
+
   msgframe::Server server(server_options);
   msgframe::add_echo_service(server.router());
   msgframe::add_time_service(server.router());
@@ -43,8 +48,6 @@ int serve(const msgframe::ServerOptions& server_options) {
             << " bytes, max datagram " << server_options.max_datagram_bytes << " bytes)"
             << std::endl;
 
-  boost::asio::io_context signals_context;
-  boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
   int stop_signal = 0;
   signals.async_wait([&](const boost::system::error_code&, int signal) { stop_signal = signal; });
   signals_context.run();

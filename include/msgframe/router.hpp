@@ -6,7 +6,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <cstdint>
 #include <exception>
@@ -125,7 +124,7 @@ class Route final : public RouteEntry {
       try {
         RequestContext handler_context = context;
         reply(call(request, handler_context), context.request_id, channel);
-      } catch (const std::exception&) {
+      } catch (...) {  // `throw 42` too: nothing a handler throws may escape the I/O thread
         fail_internal(context.request_id, channel);
       }
     }
@@ -163,6 +162,9 @@ class Route final : public RouteEntry {
     channel.send_error(request_id, v1::ERROR_CODE_INTERNAL, "the request's handler failed");
   }
 
+  // The completion handler, not the coroutine's last line, reports the end: it runs however the
+  // coroutine finished, even if replying threw. It does not run for a coroutine abandoned by
+  // Server::stop (destroyed unfinished), which stop() accounts for.
   void spawn(Request request, const RequestContext& context, ReplyChannel& channel) const {
     auto held = channel.keep_alive();
     held->on_async_handler(true);
@@ -172,12 +174,13 @@ class Route final : public RouteEntry {
          held]() mutable -> boost::asio::awaitable<void> {
           try {
             reply(co_await call(request, context), context.request_id, *held);
-          } catch (const std::exception&) {
+          } catch (...) {  // `throw 42` too: the caller gets an answer whatever was thrown
             fail_internal(context.request_id, *held);
           }
-          held->on_async_handler(false);
         },
-        boost::asio::detached);
+        // Only fail_internal itself can have thrown (out of memory): the caller's deadline
+        // reports that request, and the server keeps serving.
+        [held](const std::exception_ptr&) { held->on_async_handler(false); });
   }
 
   mutable Handler handler_;

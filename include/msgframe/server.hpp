@@ -22,6 +22,9 @@ namespace msgframe {
 // The largest UDP payload over IPv4: 65,535 - 20 (IP header) - 8 (UDP header).
 inline constexpr std::size_t max_udp_payload_bytes = 65507;
 
+// More I/O threads than this is a mistake (a negative count wrapped around, say), not a plan.
+inline constexpr std::size_t max_server_threads = 1024;
+
 struct ServerOptions {
   // A host name or address; every address it resolves to is listened on ("0.0.0.0" for every
   // IPv4 address, "::" for every IPv6 one). UDP replies leave from the address a request came to
@@ -29,7 +32,7 @@ struct ServerOptions {
   // on a host with several addresses may not be the one the client sent to.
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;   // 0: a free port, see Server::port()
-  std::size_t threads = 0;  // I/O threads; 0: one per hardware thread
+  std::size_t threads = 0;  // I/O threads, at most max_server_threads; 0: one per hardware thread
   std::size_t max_frame_bytes = default_max_frame_bytes;
   bool serve_tcp = true;
   bool serve_udp = true;  // on the same port number as TCP

@@ -5,23 +5,30 @@
 #define BOOST_TEST_MODULE raw_protocol
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "msgframe/server.hpp"
 #include "msgframe/v1/echo.pb.h"
 #include "msgframe/v1/envelope.pb.h"
+#include "msgframe/v1/time.pb.h"
 #include "test_server.hpp"
 
 namespace {
@@ -411,6 +418,8 @@ BOOST_AUTO_TEST_CASE(bad_envelopes_get_bad_envelope_with_the_id_when_readable) {
        9},
       {"id 9, then a truncated field",
        id_9 + varint_field(kind_field, v1::KIND_REQUEST) + "\x22\x05" + "ab", 9},
+      {"id 9 and a field numbered 0 (tag 02, empty)",
+       id_9 + varint_field(kind_field, v1::KIND_REQUEST) + type + bytes_field(0, "") + payload, 9},
   };
   std::uint64_t next_id = 60;
   for (const auto& bad : cases) {
@@ -582,6 +591,53 @@ BOOST_AUTO_TEST_CASE(throwing_handler_gets_internal) {
   connection.write(frame(echo_body(0, "throw")));
   check_echo_round_trip(connection, 92);
   BOOST_TEST(server.stats().one_way_errors == 1u);
+}
+
+// Handlers may throw anything, not only std::exception: a plain handler's int must not escape
+// the I/O thread, a coroutine's must not vanish with no reply, and the coroutine's end must still
+// be counted, or its session would never close and stop() would wait out its drain timeout.
+BOOST_AUTO_TEST_CASE(handlers_throwing_a_non_exception_get_internal) {
+  auto options = loopback_options(1);
+  options.drain_timeout = std::chrono::seconds(20);
+  std::mutex log_mutex;
+  std::vector<std::string> log;
+  options.log = [&](const std::string& line) {
+    const std::lock_guard lock(log_mutex);
+    log.push_back(line);
+  };
+  std::promise<void> session_closed;  // before the server, whose stop() may close the session
+  msgframe::Server server(options);
+  server.handle<v1::EchoRequest>([](const v1::EchoRequest& request) {
+    if (request.payload() == "throw") throw 42;
+    v1::EchoResponse response;
+    response.set_payload(request.payload());
+    return response;
+  });
+  server.handle<v1::TimeRequest>([](v1::TimeRequest) -> asio::awaitable<v1::TimeResponse> {
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    throw 42;
+  });
+  server.on_session_closed([&](std::uint64_t) { session_closed.set_value(); });
+  BOOST_TEST_REQUIRE(!server.start());
+  {
+    RawConnection connection(server.port());
+    connection.write(frame(echo_body(93, "throw")));
+    check_error_reply(connection.read_envelope(), 93, v1::ERROR_CODE_INTERNAL);
+    check_echo_round_trip(connection, 94);
+    connection.write(frame(request_body(95, "msgframe.v1.TimeRequest", "")));
+    check_error_reply(connection.read_envelope(), 95, v1::ERROR_CODE_INTERNAL);
+    check_echo_round_trip(connection, 96);
+    connection.write(frame(request_body(0, "msgframe.v1.TimeRequest", "")));  // one-way
+    connection.write(frame(echo_body(0, "throw")));
+    check_echo_round_trip(connection, 97);
+  }  // the client leaves: the session closes once no coroutine handler runs for it
+  BOOST_TEST_REQUIRE(
+      (session_closed.get_future().wait_for(std::chrono::seconds(20)) == std::future_status::ready),
+      "the session did not close: a coroutine handler's end was not counted");
+  server.stop();
+  BOOST_TEST(server.stats().one_way_errors == 2u);
+  const std::lock_guard lock(log_mutex);
+  for (const auto& line : log) BOOST_TEST(line.find("drain timeout") == std::string::npos);
 }
 
 // ---- 12. Protobuf parsing rules of the envelope ---------------------------------------------

@@ -6,7 +6,9 @@
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -15,7 +17,9 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "msgframe/client.hpp"
 #include "test_server.hpp"
@@ -305,15 +309,23 @@ BOOST_AUTO_TEST_CASE(events_pushed_to_one_session_and_to_all) {
   });
   second.on_event<v1::TimeResponse>(
       [&](const v1::TimeResponse& event) { second_event.set_value(event.rfc3339()); });
+  const auto event_of = [](std::promise<std::string>& event) {
+    auto future = event.get_future();
+    BOOST_TEST_REQUIRE((future.wait_for(generous) == std::future_status::ready));
+    return future.get();
+  };
   BOOST_TEST_REQUIRE(!first.connect("127.0.0.1", server.port()));
   BOOST_TEST_REQUIRE(!second.connect("127.0.0.1", server.port()));
+  // A connect completes before the server has registered the session; a reply comes after.
+  // Unregistered, the second would miss the broadcast.
+  second.call<v1::EchoResponse>(echo_request("registered"), generous);
   first.call<v1::EchoResponse>(echo_request("who am I"), generous);
 
   BOOST_TEST(server.push(asker, msgframe::time_at(1)));
-  BOOST_TEST(first_event.get_future().get() == msgframe::format_rfc3339_nanos(1));
+  BOOST_TEST(event_of(first_event) == msgframe::format_rfc3339_nanos(1));
   server.broadcast(msgframe::time_at(2));
-  BOOST_TEST(second_event.get_future().get() == msgframe::format_rfc3339_nanos(2));
-  BOOST_TEST(broadcast_event.get_future().get() == msgframe::format_rfc3339_nanos(2));
+  BOOST_TEST(event_of(second_event) == msgframe::format_rfc3339_nanos(2));
+  BOOST_TEST(event_of(broadcast_event) == msgframe::format_rfc3339_nanos(2));
   BOOST_TEST(!server.push(987654321, msgframe::time_at(3)));
 }
 
@@ -336,6 +348,66 @@ BOOST_AUTO_TEST_CASE(stop_answers_requests_in_flight_then_closes) {
   handler_started.get_future().wait();
   server->stop();  // blocks until the session drained
   BOOST_TEST(reply.get().payload() == "in flight");
+}
+
+// Sessions accepted while stop() runs register before its snapshot of the sessions, and are shut
+// down with the rest, or are refused: stop() never waits out its drain timeout for one it missed.
+// The race is narrow, so this stresses it in rounds rather than reproducing it every time.
+BOOST_AUTO_TEST_CASE(stop_during_a_storm_of_connects_does_not_miss_a_session) {
+  for (int round = 0; round < 20; ++round) {
+    BOOST_TEST_CONTEXT("round " << round) {
+      auto options = msgframe::test::loopback_options(2);
+      options.serve_udp = false;
+      options.drain_timeout = std::chrono::seconds(10);
+      std::atomic<bool> drain_timed_out{false};
+      options.log = [&](const std::string& line) {
+        if (line.find("drain timeout") != std::string::npos) drain_timed_out = true;
+      };
+      TestServer server(options);
+      server.start();
+      const asio::ip::tcp::endpoint target(asio::ip::address_v4::loopback(), server.port());
+      std::mutex connected_mutex;
+      std::condition_variable connected_changed;
+      int connected = 0;
+      std::thread storm([&] {
+        asio::io_context io;
+        std::vector<asio::ip::tcp::socket> sockets;
+        for (int attempt = 0; attempt < 300; ++attempt) {  // until the listener closes
+          asio::ip::tcp::socket socket(io);
+          boost::system::error_code error;
+          socket.connect(target, error);
+          if (error) break;
+          sockets.push_back(std::move(socket));
+          const std::lock_guard lock(connected_mutex);
+          ++connected;
+          connected_changed.notify_all();
+        }
+      });
+      {
+        std::unique_lock lock(connected_mutex);
+        BOOST_TEST(connected_changed.wait_for(lock, generous, [&] { return connected >= 10; }));
+      }
+      const auto before = std::chrono::steady_clock::now();
+      server.server.stop();
+      const auto took = std::chrono::steady_clock::now() - before;
+      storm.join();
+      BOOST_TEST(!drain_timed_out);
+      BOOST_TEST(took < std::chrono::seconds(5));
+      BOOST_TEST(server.server.stats().sessions_open == 0u);
+    }
+  }
+}
+
+// `--threads -1` reaches ServerOptions as SIZE_MAX: refused like the other options, before
+// start() would try to make that many threads.
+BOOST_AUTO_TEST_CASE(a_thread_count_over_the_limit_is_refused_at_construction) {
+  auto options = msgframe::test::loopback_options();
+  options.threads = static_cast<std::size_t>(-1);
+  BOOST_CHECK_THROW(msgframe::Server{options}, std::invalid_argument);
+  options.threads = msgframe::max_server_threads + 1;
+  BOOST_CHECK_THROW(msgframe::Server{options}, std::invalid_argument);
+  options.threads = msgframe::max_server_threads;
+  BOOST_CHECK_NO_THROW(msgframe::Server{options});  // never started: no threads made
 }
 
 BOOST_AUTO_TEST_CASE(ipv6_loopback_and_host_names) {
@@ -537,10 +609,11 @@ BOOST_AUTO_TEST_CASE(events_pushed_from_every_io_thread_arrive_in_push_order) {
 }
 
 BOOST_AUTO_TEST_CASE(one_event_to_a_set_of_sessions_and_session_close_notices) {
-  msgframe::Server server(msgframe::test::loopback_options(2));
+  // Before the server: ~Server closes the sessions left, and on_session_closed still uses these.
   std::mutex sessions_mutex;
   std::condition_variable sessions_changed;
   std::vector<std::uint64_t> open, closed;
+  msgframe::Server server(msgframe::test::loopback_options(2));
   server.handle<v1::EchoRequest>(
       [&](const v1::EchoRequest& request, msgframe::RequestContext& context) {
         const std::lock_guard lock(sessions_mutex);

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The tools as a person uses them: msgframe-server on a free loopback port, msgframe-client's
-# commands and interactive mode against it, exit codes, a bind failure, and a clean SIGTERM stop.
+# commands and interactive mode against it, exit codes, a bind failure, and clean SIGTERM and
+# SIGINT stops (the SIGINT as soon as the server says it listens).
 #   tools_test.sh SERVER_BINARY CLIENT_BINARY
 set -euo pipefail
 server_binary=$1
 client_binary=$2
 work=$(mktemp -d)
 server_pid=""
+second_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill -KILL "$server_pid" 2>/dev/null || true
+  [ -n "$second_pid" ] && kill -KILL "$second_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -22,6 +25,12 @@ check() {  # check NAME EXPECTED ACTUAL
     echo "FAILED: $1: expected [$2], got [$3]"
     failures=$((failures + 1))
   fi
+}
+wait_for_exit() {  # wait_for_exit PID FD: sets $status to the exit status of the server PID,
+  # whose stdout we read on FD: its end says the server exited. KILLed (137) if not within 20 s.
+  timeout 20 cat <&"$2" >/dev/null || kill -KILL "$1" 2>/dev/null
+  status=0
+  wait "$1" || status=$?
 }
 
 mkfifo "$work/server.out"
@@ -64,11 +73,51 @@ check "bind failure exits 1" "1" "$?"
 check "bind failure says why" "1" "$(grep -c "cannot listen on 127.0.0.1:$port" "$work/bind.err")"
 "$server_binary" --max-frame 0 >/dev/null 2>"$work/options.err"
 check "invalid option exits 2" "2" "$?"
+# -1 wraps around to SIZE_MAX threads; unrefused, it would try to start them all.
+timeout 20 "$server_binary" --port 0 --threads -1 >/dev/null 2>"$work/threads.err"
+check "--threads -1 exits 2" "2" "$?"
+check "--threads -1 says why" "1" "$(grep -c 'threads must be 0' "$work/threads.err")"
 
 kill -TERM "$server_pid"
-wait "$server_pid"
-check "SIGTERM stops the server with status 0" "0" "$?"
+wait_for_exit "$server_pid" 3
+check "SIGTERM stops the server with status 0" "0" "$status"
 server_pid=""
+
+# A signal sent the moment the 'listening on' line is written must stop the server cleanly. That
+# moment is a race with the server's start, so a few servers try it, one at a time. The line is
+# one write to the pipe: its first byte means all of it is there, and bash's `read` of the whole
+# line, a byte at a time, would give the server time it must not need. (A background job of a
+# script starts with SIGINT ignored: only the server's own handler can see it.)
+sigint_status=0
+sigint_reported=1
+for round in $(seq 40); do
+  rm -f "$work/second.out"
+  mkfifo "$work/second.out"
+  "$server_binary" --host 127.0.0.1 --port 0 --threads 1 >"$work/second.out" \
+    2>"$work/second.err" &
+  second_pid=$!
+  exec 4<"$work/second.out"
+  if ! read -r -N 1 -t 10 first_byte <&4; then
+    sigint_status="no 'listening on' line within 10 s in round $round"
+    break
+  fi
+  kill -INT "$second_pid"
+  read -r -t 10 rest_of_line <&4
+  if [[ "$first_byte$rest_of_line" != *"listening on 127.0.0.1:"* ]]; then
+    sigint_status="round $round: the signal followed [$first_byte$rest_of_line]"
+    break
+  fi
+  wait_for_exit "$second_pid" 4
+  second_pid=""
+  exec 4<&-
+  sigint_reported=$(grep -c 'SIGINT, stopping' "$work/second.err")
+  if [ "$status" != 0 ] || [ "$sigint_reported" != 1 ]; then
+    sigint_status="status $status in round $round"
+    break
+  fi
+done
+check "SIGINT right after 'listening on' stops the server with status 0" "0" "$sigint_status"
+check "the server stopped by SIGINT says so" "1" "$sigint_reported"
 set -e
 check "server reports its stop" "1" "$(grep -c 'stopped after' "$work/server.err")"
 
