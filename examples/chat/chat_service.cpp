@@ -67,6 +67,8 @@ ChatService::ChatService(msgframe::Server& server) : server_(server) {
   server.on_session_closed([this](std::uint64_t session_id) { on_session_closed(session_id); });
 }
 
+ChatService::~ChatService() { server_.stop(); }
+
 msgframe::HandlerResult<v1::JoinResponse> ChatService::join(const v1::JoinRequest& request,
                                                             std::uint64_t session_id) {
   if (session_id == 0) return refuse("chat needs a TCP session");

@@ -26,6 +26,10 @@ class ChatService {
  public:
   // Registers on `server`, which must not have started and must outlive the service.
   explicit ChatService(msgframe::Server& server);
+  // Stops the server: its handlers and session-close notices call into this service.
+  ~ChatService();
+  ChatService(const ChatService&) = delete;
+  ChatService& operator=(const ChatService&) = delete;
 
   // Tells every session the server is going away; call it just before server.stop().
   void announce_shutdown(const std::string& reason);
