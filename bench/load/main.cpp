@@ -1,0 +1,256 @@
+// msgframe-bench: runs load scenarios against each system's server, one after another in one
+// invocation, and prints a table, RESULT lines for scripts and, on request, JSON.
+//
+// Each server runs in a child process (this program again, with --serve) pinned to core 0; the
+// load client runs here, pinned to core 1. Exit status 1 when any run failed or got a wrong
+// reply: the test command's smoke run relies on it.
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "load.hpp"
+#include "msgframe_system.hpp"
+#include "raw_echo.hpp"
+#include "server_process.hpp"
+
+namespace options = boost::program_options;
+using namespace bench;
+
+namespace {
+
+const std::vector<System>& all_systems() {
+  static const std::vector<System> systems{
+      {"msgframe", serve_msgframe, load_msgframe},
+      {"raw", serve_raw, load_raw},
+  };
+  return systems;
+}
+
+struct Measurement {
+  std::string system;
+  std::string scenario;
+  LoadResult load;
+  double rss_kb_per_connection = 0;
+  bool fanin = false;
+  std::string skipped;  // why it did not run, when it could not here
+};
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> names;
+  std::stringstream stream(list);
+  for (std::string name; std::getline(stream, name, ',');) {
+    if (!name.empty()) names.push_back(name);
+  }
+  return names;
+}
+
+bool selected(const std::vector<std::string>& names, const std::string& name) {
+  return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// Raises the descriptor limit to the hard limit and returns it: the server and the client (one
+// process each, both inheriting it) need one descriptor per connection, and a few more.
+std::uint64_t raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  limit.rlim_cur = limit.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  return limit.rlim_cur;
+}
+
+Measurement run_one(const System& system, const Scenario& scenario, const ServeSettings& serve,
+                    std::chrono::milliseconds duration, bool pin) {
+  Measurement measurement;
+  measurement.system = system.name;
+  measurement.scenario = scenario.name;
+  measurement.fanin = scenario.connections > 1 && scenario.in_flight_per_connection == 1;
+  ServerProcess server(system.name, serve, pin);
+  if (!server.error().empty()) {
+    measurement.load.failure = server.error();
+    return measurement;
+  }
+  LoadSettings settings;
+  settings.host = serve.host;
+  settings.port = server.port();
+  settings.duration = duration;
+  const std::uint64_t idle_kb = server.rss_kb();
+  std::uint64_t connected_kb = idle_kb;
+  settings.on_connected = [&] { connected_kb = server.rss_kb(); };
+  measurement.load = system.load(scenario, settings);
+  if (connected_kb > idle_kb) {
+    measurement.rss_kb_per_connection =
+        static_cast<double>(connected_kb - idle_kb) / static_cast<double>(scenario.connections);
+  }
+  if (const auto stop_error = server.stop();
+      !stop_error.empty() && measurement.load.failure.empty()) {
+    measurement.load.failure = stop_error;
+  }
+  return measurement;
+}
+
+double calls_per_second(const LoadResult& load) {
+  const double seconds = std::chrono::duration<double>(load.window).count();
+  return seconds > 0 ? static_cast<double>(load.calls) / seconds : 0;
+}
+
+double megabytes_per_second(const LoadResult& load) {
+  const double seconds = std::chrono::duration<double>(load.window).count();
+  return seconds > 0 ? static_cast<double>(load.payload_bytes) / seconds / 1e6 : 0;
+}
+
+bool failed(const Measurement& measurement) {
+  if (!measurement.skipped.empty()) return false;
+  return !measurement.load.failure.empty() || measurement.load.wrong_replies > 0 ||
+         measurement.load.calls == 0;
+}
+
+std::string status_of(const Measurement& measurement) {
+  if (!measurement.skipped.empty()) return "skipped: " + measurement.skipped;
+  if (!measurement.load.failure.empty()) return "FAILED: " + measurement.load.failure;
+  if (measurement.load.wrong_replies > 0) {
+    return "FAILED: " + std::to_string(measurement.load.wrong_replies) + " wrong replies";
+  }
+  if (measurement.load.calls == 0) return "FAILED: no call completed";
+  return "ok";
+}
+
+void print_table(const std::vector<Measurement>& measurements) {
+  std::printf("\n%-9s %-13s %12s %9s %9s %9s %10s %9s  %s\n", "system", "scenario", "calls/s",
+              "p50 us", "p99 us", "p999 us", "MB/s", "KiB/conn", "status");
+  for (const auto& m : measurements) {
+    const std::string per_connection =
+        m.fanin ? std::to_string(m.rss_kb_per_connection).substr(0, 5) : "-";
+    std::printf("%-9s %-13s %12.0f %9.1f %9.1f %9.1f %10.1f %9s  %s\n", m.system.c_str(),
+                m.scenario.c_str(), calls_per_second(m.load), m.load.latency.percentile_us(0.5),
+                m.load.latency.percentile_us(0.99), m.load.latency.percentile_us(0.999),
+                megabytes_per_second(m.load), per_connection.c_str(), status_of(m).c_str());
+  }
+  std::printf("\n");
+}
+
+void print_result_lines(const std::vector<Measurement>& measurements) {
+  for (const auto& m : measurements) {
+    if (!m.skipped.empty()) continue;
+    std::printf(
+        "RESULT system=%s scenario=%s msgs_per_s=%.0f p50_us=%.1f p99_us=%.1f mb_per_s=%.1f",
+        m.system.c_str(), m.scenario.c_str(), calls_per_second(m.load),
+        m.load.latency.percentile_us(0.5), m.load.latency.percentile_us(0.99),
+        megabytes_per_second(m.load));
+    if (m.fanin) std::printf(" rss_kb_per_conn=%.2f", m.rss_kb_per_connection);
+    std::printf("\n");
+  }
+  std::fflush(stdout);
+}
+
+void write_json(const std::string& path, const std::vector<Measurement>& measurements,
+                const ServeSettings& serve, std::chrono::milliseconds duration) {
+  std::ofstream out(path);
+  out << "{\"seconds\": " << std::chrono::duration<double>(duration).count()
+      << ", \"server_threads\": " << serve.threads << ", \"results\": [";
+  for (std::size_t index = 0; index < measurements.size(); ++index) {
+    const auto& m = measurements[index];
+    out << (index ? ",\n  " : "\n  ") << "{\"system\": \"" << m.system << "\", \"scenario\": \""
+        << m.scenario << "\", \"calls\": " << m.load.calls
+        << ", \"msgs_per_s\": " << calls_per_second(m.load)
+        << ", \"p50_us\": " << m.load.latency.percentile_us(0.5)
+        << ", \"p99_us\": " << m.load.latency.percentile_us(0.99)
+        << ", \"p999_us\": " << m.load.latency.percentile_us(0.999)
+        << ", \"mb_per_s\": " << megabytes_per_second(m.load)
+        << ", \"rss_kb_per_conn\": " << m.rss_kb_per_connection
+        << ", \"wrong_replies\": " << m.load.wrong_replies
+        << ", \"ok\": " << (failed(m) ? "false" : "true") << "}";
+  }
+  out << "\n]}\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string system_list, scenario_list, serve_system, json_path;
+  double seconds = 5;
+  ServeSettings serve;
+  bool no_pin = false;
+  options::options_description description("msgframe-bench options");
+  description.add_options()("help", "show this help")(
+      "system", options::value(&system_list), "systems to run, comma-separated (default: all)")(
+      "scenario", options::value(&scenario_list),
+      "scenarios, comma-separated: pingpong,pipelined,bulk,fanin,fanin-10k,udp-pingpong "
+      "(default: all)")("seconds", options::value(&seconds)->default_value(seconds),
+                        "measured time of each run")(
+      "server-threads", options::value(&serve.threads)->default_value(serve.threads),
+      "the server's I/O threads")("json", options::value(&json_path),
+                                  "also write the full results to this file")(
+      "no-pin", options::bool_switch(&no_pin), "do not pin the server and client to cores")(
+      "serve", options::value(&serve_system), "(internal) run this system's server")(
+      "port", options::value(&serve.port)->default_value(0), "(internal, with --serve)");
+  options::variables_map values;
+  try {
+    options::store(options::parse_command_line(argc, argv, description), values);
+    options::notify(values);
+  } catch (const options::error& error) {
+    std::cerr << "msgframe-bench: " << error.what() << "\n" << description;
+    return 2;
+  }
+  if (values.count("help")) {
+    std::cout << description;
+    return 0;
+  }
+  const auto systems = split(system_list);
+  const auto scenarios = split(scenario_list);
+  for (const auto& name : systems) {
+    const bool known = std::any_of(all_systems().begin(), all_systems().end(),
+                                   [&](const System& system) { return system.name == name; });
+    if (!known && name != "grpc") {
+      std::cerr << "msgframe-bench: unknown system " << name << '\n';
+      return 2;
+    }
+  }
+  if (!serve_system.empty()) {
+    for (const auto& system : all_systems()) {
+      if (system.name == serve_system) return system.serve(serve);
+    }
+    std::cerr << "msgframe-bench: unknown system " << serve_system << '\n';
+    return 2;
+  }
+
+  const bool pin = !no_pin && ::sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+  if (!pin) std::cerr << "msgframe-bench: not pinning server and client to cores\n";
+  if (pin) pin_this_process_to_core(1);
+  const std::uint64_t descriptor_limit = raise_descriptor_limit();
+  if (selected(systems, "grpc")) {
+    std::cout << "grpc: skipped: msgframe-bench was built without gRPC\n";
+  }
+
+  std::vector<Measurement> measurements;
+  const auto duration = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+  for (const auto& scenario : all_scenarios()) {
+    if (!selected(scenarios, scenario.name)) continue;
+    for (const auto& system : all_systems()) {
+      if (!selected(systems, system.name)) continue;
+      std::cerr << "msgframe-bench: " << system.name << " " << scenario.name << "...\n";
+      if (scenario.connections + 64 > descriptor_limit) {
+        Measurement skipped;
+        skipped.system = system.name;
+        skipped.scenario = scenario.name;
+        skipped.skipped = "needs " + std::to_string(scenario.connections + 64) +
+                          " descriptors, the hard limit is " + std::to_string(descriptor_limit) +
+                          " (raise it with ulimit -Hn as root)";
+        measurements.push_back(std::move(skipped));
+        continue;
+      }
+      measurements.push_back(run_one(system, scenario, serve, duration, pin));
+      print_result_lines({measurements.back()});
+    }
+  }
+  print_table(measurements);
+  if (!json_path.empty()) write_json(json_path, measurements, serve, duration);
+  return std::any_of(measurements.begin(), measurements.end(), failed) ? 1 : 0;
+}
