@@ -28,7 +28,18 @@ void Session::start() {
   read();
 }
 
+// A session takes no read buffer until its first bytes arrive: thousands of idle connections
+// cost their socket and this object, not a read's worth of memory each.
 void Session::read() {
+  if (decoder_.buffer_capacity() > 0) return read_into_buffer();
+  socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this()](const boost::system::error_code& error) {
+                       if (error) return self->on_read(error, 0);
+                       self->read_into_buffer();
+                     });
+}
+
+void Session::read_into_buffer() {
   auto space = decoder_.prepare(server_.options.read_bytes);
   socket_.async_read_some(
       asio::buffer(space.data(), space.size()),

@@ -38,6 +38,7 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
 
  private:
   void read();
+  void read_into_buffer();
   void on_read(const boost::system::error_code& error, std::size_t bytes);
   void handle_frame(std::span<const std::byte> body);
   void fail_stream(const boost::system::error_code& error);
