@@ -11,6 +11,7 @@ packages=(
   libboost1.81-dev libboost-test1.81-dev libboost-program-options1.81-dev
   libprotobuf-dev protobuf-compiler
   libbenchmark-dev
+  libgrpc++-dev protobuf-compiler-grpc  # the bench's gRPC comparison system (bench/grpc/)
   clang libclang-rt-14-dev
   tmux  # the chat client's terminal test drives it as a person would
 )

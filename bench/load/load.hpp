@@ -81,10 +81,14 @@ using ServeFunction = int (*)(const ServeSettings&);
 // settings.duration has passed, checks every reply, then closes. Runs on the calling thread.
 using LoadFunction = LoadResult (*)(const Scenario&, const LoadSettings&);
 
+// Why a system cannot run a scenario at all (gRPC has no UDP, say); empty when it can.
+using CannotRunFunction = std::string (*)(const Scenario&);
+
 struct System {
   std::string name;
   ServeFunction serve;
   LoadFunction load;
+  CannotRunFunction cannot_run = nullptr;  // nullptr: runs every scenario
 };
 
 }  // namespace bench

@@ -19,6 +19,9 @@
 #include "msgframe_system.hpp"
 #include "raw_echo.hpp"
 #include "server_process.hpp"
+#ifdef MSGFRAME_BENCH_WITH_GRPC
+#include "grpc_system.hpp"
+#endif
 
 namespace options = boost::program_options;
 using namespace bench;
@@ -29,6 +32,9 @@ const std::vector<System>& all_systems() {
   static const std::vector<System> systems{
       {"msgframe", serve_msgframe, load_msgframe},
       {"raw", serve_raw, load_raw},
+#ifdef MSGFRAME_BENCH_WITH_GRPC
+      {"grpc", serve_grpc, load_grpc, grpc_cannot_run},
+#endif
   };
   return systems;
 }
@@ -225,9 +231,12 @@ int main(int argc, char** argv) {
   if (!pin) std::cerr << "msgframe-bench: not pinning server and client to cores\n";
   if (pin) pin_this_process_to_core(1);
   const std::uint64_t descriptor_limit = raise_descriptor_limit();
+#ifndef MSGFRAME_BENCH_WITH_GRPC
   if (selected(systems, "grpc")) {
-    std::cout << "grpc: skipped: msgframe-bench was built without gRPC\n";
+    std::cout << "grpc: skipped: msgframe-bench was built without gRPC (install libgrpc++-dev "
+                 "protobuf-compiler-grpc: scripts/install-deps.sh)\n";
   }
+#endif
 
   std::vector<Measurement> measurements;
   const auto duration = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
@@ -236,13 +245,17 @@ int main(int argc, char** argv) {
     for (const auto& system : all_systems()) {
       if (!selected(systems, system.name)) continue;
       std::cerr << "msgframe-bench: " << system.name << " " << scenario.name << "...\n";
-      if (scenario.connections + 64 > descriptor_limit) {
+      std::string cannot_run = system.cannot_run ? system.cannot_run(scenario) : "";
+      if (cannot_run.empty() && scenario.connections + 64 > descriptor_limit) {
+        cannot_run = "needs " + std::to_string(scenario.connections + 64) +
+                     " descriptors, the hard limit is " + std::to_string(descriptor_limit) +
+                     " (raise it with ulimit -Hn as root)";
+      }
+      if (!cannot_run.empty()) {
         Measurement skipped;
         skipped.system = system.name;
         skipped.scenario = scenario.name;
-        skipped.skipped = "needs " + std::to_string(scenario.connections + 64) +
-                          " descriptors, the hard limit is " + std::to_string(descriptor_limit) +
-                          " (raise it with ulimit -Hn as root)";
+        skipped.skipped = std::move(cannot_run);
         measurements.push_back(std::move(skipped));
         continue;
       }
