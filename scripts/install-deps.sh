@@ -12,6 +12,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc  # the bench's gRPC comparison system (bench/grpc/)
+  gnuplot-nox  # msgframe-bench --plot
   clang libclang-rt-14-dev
   tmux  # the chat client's terminal test drives it as a person would
 )

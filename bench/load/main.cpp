@@ -17,6 +17,7 @@
 
 #include "load.hpp"
 #include "msgframe_system.hpp"
+#include "plot.hpp"
 #include "raw_echo.hpp"
 #include "server_process.hpp"
 #ifdef MSGFRAME_BENCH_WITH_GRPC
@@ -180,7 +181,7 @@ void write_json(const std::string& path, const std::vector<Measurement>& measure
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string system_list, scenario_list, serve_system, json_path;
+  std::string system_list, scenario_list, serve_system, json_path, plot_path;
   double seconds = 5;
   ServeSettings serve;
   bool no_pin = false;
@@ -194,6 +195,8 @@ int main(int argc, char** argv) {
       "server-threads", options::value(&serve.threads)->default_value(serve.threads),
       "the server's I/O threads")("json", options::value(&json_path),
                                   "also write the full results to this file")(
+      "plot", options::value(&plot_path),
+      "draw calls/s and p50 latency per scenario and system into this SVG (gnuplot)")(
       "no-pin", options::bool_switch(&no_pin), "do not pin the server and client to cores")(
       "serve", options::value(&serve_system), "(internal) run this system's server")(
       "port", options::value(&serve.port)->default_value(0), "(internal, with --serve)");
@@ -265,5 +268,20 @@ int main(int argc, char** argv) {
   }
   print_table(measurements);
   if (!json_path.empty()) write_json(json_path, measurements, serve, duration);
+  if (!plot_path.empty()) {
+    std::vector<PlotPoint> points;
+    for (const auto& m : measurements) {
+      if (m.skipped.empty() && !failed(m)) {
+        points.push_back(
+            {m.system, m.scenario, calls_per_second(m.load), m.load.latency.percentile_us(0.5)});
+      }
+    }
+    const std::string title = "msgframe-bench: " + std::to_string(seconds).substr(0, 4) +
+                              " s per run, " + std::to_string(serve.threads) + " server thread(s)";
+    if (const auto error = plot(points, title, plot_path); !error.empty()) {
+      std::cerr << "msgframe-bench: --plot: " << error << '\n';
+      return 1;
+    }
+  }
   return std::any_of(measurements.begin(), measurements.end(), failed) ? 1 : 0;
 }
