@@ -23,6 +23,14 @@ namespace msgframe {
 
 namespace detail {
 
+// A message type's full protobuf name, looked up once: GetTypeName() builds a new string (on the
+// heap, for names over 15 bytes) on every call.
+template <class Message>
+const std::string& type_name_of() {
+  static const std::string name = Message::default_instance().GetTypeName();
+  return name;
+}
+
 // Continues a composed operation on `executor`. Posting `self` itself would run it on the
 // completion handler's executor instead (a coroutine's, say), off the client's strand.
 template <class Executor, class Self>
@@ -81,7 +89,7 @@ class Client {
   auto async_call(const Request& request, CallOptions options, Token&& token) {
     const std::uint64_t id = core_->next_call_id();
     std::vector<std::byte> frame;
-    const std::string type = request.GetTypeName();
+    const std::string& type = detail::type_name_of<Request>();
     const auto encoded = append_envelope_frame(frame, core_->encoder(),
                                                {id, v1::KIND_REQUEST, type, &request, nullptr});
     const auto timeout = options.timeout.count() > 0 ? options.timeout : options_.call_timeout;
@@ -132,7 +140,7 @@ class Client {
   boost::system::error_code send(const Request& request) {
     if (!core_->is_connected()) return error::not_connected;
     std::vector<std::byte> frame;
-    const std::string type = request.GetTypeName();
+    const std::string& type = detail::type_name_of<Request>();
     if (auto error = append_envelope_frame(frame, core_->encoder(),
                                            {0, v1::KIND_REQUEST, type, &request, nullptr})) {
       return error;
@@ -202,13 +210,19 @@ class Client::CallOperation {
         timeout_(timeout),
         error_message_(error_message) {}
 
-  // First entered in the caller's thread; everything after runs on the client's strand.
+  // First entered in the caller's thread; everything after runs on the client's strand. A call
+  // made on the strand itself (from a completion, say) over a connected TCP stays there, without
+  // a post: it cannot complete before start_call returns, so nothing completes inline.
   template <class Self>
   void operator()(Self& self) {
     if (!on_strand_) {
       on_strand_ = true;
-      const auto strand = core_->strand();  // before `self`, holding core_, moves
-      return detail::resume_on(strand, std::move(self));
+      const bool can_start_here = core_->strand().running_in_this_thread() && !encode_error_ &&
+                                  core_->current_transport() == Transport::tcp;
+      if (!can_start_here) {
+        const auto strand = core_->strand();  // before `self`, holding core_, moves
+        return detail::resume_on(strand, std::move(self));
+      }
     }
     if (encode_error_)
       return detail::complete_on_handler_executor(std::move(self), encode_error_, Response{});
@@ -241,7 +255,7 @@ class Client::CallOperation {
         if (error_message_ != nullptr && reply.error) *error_message_ = reply.error->message();
         return from_wire_error(code);
       }
-      if (reply.type != response.GetTypeName()) return error::unexpected_response_type;
+      if (reply.type != detail::type_name_of<Response>()) return error::unexpected_response_type;
       if (!response.ParseFromArray(reply.payload.data(), static_cast<int>(reply.payload.size()))) {
         return error::bad_payload;
       }
