@@ -95,10 +95,10 @@ class RouteEntry {
 template <class Request, class Handler>
 class Route final : public RouteEntry {
   static constexpr bool takes_context = std::is_invocable_v<Handler&, Request&, RequestContext&>;
-  using Result =
-      typename std::conditional_t<takes_context,
-                                  std::invoke_result<Handler&, Request&, RequestContext&>,
-                                  std::invoke_result<Handler&, Request&>>::type;
+  // A handler may return a const reference to a response it keeps and reuses.
+  using Result = std::remove_cvref_t<typename std::conditional_t<
+      takes_context, std::invoke_result<Handler&, Request&, RequestContext&>,
+      std::invoke_result<Handler&, Request&>>::type>;
   static constexpr bool is_coroutine = handler_outcome<Result>::is_coroutine;
   using Outcome = typename handler_outcome<Result>::type;
   using Response = typename response_of<Outcome>::type;
@@ -196,8 +196,10 @@ class Router {
   //   Response f(const Request&, RequestContext&)    the same, knowing who asks
   //   asio::awaitable<Response> f(Request&[, RequestContext&])   a coroutine, for handlers that
   //                                                             wait on I/O
-  // Response may also be HandlerResult<Response>, to fail with a HandlerError. A handler that
-  // throws answers ERROR_CODE_INTERNAL. Throws std::invalid_argument if Request has a handler.
+  // Response may also be HandlerResult<Response>, to fail with a HandlerError, or (plain
+  // handlers) const Response& to a response the handler keeps and reuses, which then allocates
+  // nothing per request. A handler that throws answers ERROR_CODE_INTERNAL. Throws
+  // std::invalid_argument if Request has a handler.
   template <class Request, class Handler>
   void handle(Handler handler) {
     static_assert(std::is_base_of_v<google::protobuf::MessageLite, Request>,
