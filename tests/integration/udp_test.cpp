@@ -385,6 +385,11 @@ BOOST_AUTO_TEST_CASE(automatic_transport_falls_back_to_udp_and_returns_to_tcp) {
              "fallback");
   BOOST_TEST(client.stats().calls_over_udp == 1u);
   BOOST_TEST(client.stats().fallbacks_to_udp == 1u);
+  // While TCP is down, a call too big for a datagram fails at once rather than wait for TCP.
+  boost::system::error_code too_big;
+  client.call<v1::EchoResponse>(echo_request(std::string(70000, 'x')), generous, too_big);
+  BOOST_TEST(too_big == msgframe::error::frame_too_large);
+  BOOST_TEST(client.stats().calls_over_udp == 1u);  // it was not sent
 
   // TCP comes back on the same port: the client reconnects in the background and moves back.
   auto tcp_only = msgframe::test::loopback_options();
