@@ -60,14 +60,15 @@ class Caller {
  private:
   void call() {
     const std::uint64_t sequence = next_sequence_++;
-    msgframe::v1::EchoRequest request;
-    auto& payload = *request.mutable_payload();
+    // One request reused for every call: async_call serializes it before returning, and the
+    // raw client, too, writes each payload into a buffer it keeps.
+    auto& payload = *request_.mutable_payload();
     payload.resize(scenario_.payload_bytes);
     write_payload(payload.data(), payload.size(), sequence);
     ++*outstanding_;
     const auto sent = Clock::now();
     client_.async_call<msgframe::v1::EchoResponse>(
-        request, [this, sequence, sent](boost::system::error_code error,
+        request_, [this, sequence, sent](boost::system::error_code error,
                                         msgframe::v1::EchoResponse response) {
           --*outstanding_;
           const auto now = Clock::now();
@@ -95,6 +96,7 @@ class Caller {
 
   asio::io_context& io_;
   msgframe::Client client_;
+  msgframe::v1::EchoRequest request_;
   const Scenario& scenario_;
   LoadResult& result_;
   Clock::time_point deadline_;
