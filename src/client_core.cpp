@@ -193,7 +193,7 @@ void ClientCore::start_call(std::uint64_t id, std::vector<std::byte> frame,
 void ClientCore::send(std::vector<std::byte> frame) {
   if (!tcp_connected_) return;
   queued_.push_back(std::move(frame));
-  flush();
+  if (!handling_replies_) flush();  // else the read's end flushes every call its replies started
 }
 
 void ClientCore::send_one_way(std::vector<std::byte> frame) {
@@ -247,11 +247,16 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
   if (!tcp_connected_) return;
   if (error) return lose_tcp(close_reason_ ? close_reason_ : msgframe::error::connection_lost);
   decoder_.commit(bytes);
+  // Completions that run inline here often start new calls: they go out in one write after the
+  // loop, not one write for the first and another for the rest.
+  handling_replies_ = true;
   while (const auto body = decoder_.next()) {
     EnvelopeView envelope;
     if (!parse_envelope(*body, envelope)) on_envelope(envelope);  // else: nothing to match it to
   }
+  handling_replies_ = false;
   if (decoder_.error()) return lose_tcp(decoder_.error());
+  flush();
   read();
 }
 

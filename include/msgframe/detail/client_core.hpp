@@ -113,6 +113,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::vector<std::vector<std::byte>> sending_;
   std::vector<boost::asio::const_buffer> send_buffers_;
   bool writing_ = false;
+  bool handling_replies_ = false;  // inside on_read's loop: flush once at its end
   bool closed_by_user_ = false;
   std::uint64_t connection_generation_ = 0;  // tells completions of an old connection apart
   // Counts close() calls: the completions of connects, reconnects and UDP receives begun before
