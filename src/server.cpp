@@ -30,6 +30,7 @@ FrameOptions frame_options_of(const ServerOptions& options) {
   if (options.max_datagram_bytes == 0 || options.max_datagram_bytes > max_udp_payload_bytes) {
     throw std::invalid_argument("ServerOptions: max_datagram_bytes must be 1 to 65507");
   }
+  if (options.max_sessions == 0) throw std::invalid_argument("ServerOptions: max_sessions is 0");
   if (!options.serve_tcp && !options.serve_udp) {
     throw std::invalid_argument("ServerOptions: serve_tcp and serve_udp are both off");
   }
@@ -91,14 +92,18 @@ void Server::Impl::async_handler(bool started) {
 
 // `accepting` is read under the mutex that stop() takes for its snapshot of the sessions: a
 // session registers before that snapshot (and is shut down with the rest) or is refused.
-bool Server::Impl::add_session(const std::shared_ptr<Session>& session) {
+Server::Impl::Admission Server::Impl::add_session(const std::shared_ptr<Session>& session) {
   {
     const std::lock_guard lock(sessions_mutex);
-    if (!accepting) return false;
+    if (!accepting) return Admission::stopping;
+    if (sessions.size() >= options.max_sessions) {
+      ++counters.sessions_refused;
+      return Admission::full;
+    }
     sessions.emplace(session->id(), session);
   }
   ++counters.sessions_open;
-  return true;
+  return Admission::admitted;
 }
 
 void Server::Impl::remove_session(std::uint64_t session_id) {
@@ -325,7 +330,8 @@ ServerStats Server::stats() const noexcept {
           read(counters.requests),           read(counters.errors_sent),
           read(counters.one_way_errors),     read(counters.frames_dropped),
           read(counters.sessions_failed),    read(counters.writes),
-          read(counters.datagrams_received), read(counters.datagrams_dropped)};
+          read(counters.datagrams_received), read(counters.datagrams_dropped),
+          read(counters.sessions_refused)};
 }
 
 }  // namespace msgframe

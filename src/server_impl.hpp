@@ -30,6 +30,7 @@ struct ServerCounters {
   std::atomic<std::uint64_t> one_way_errors{0};
   std::atomic<std::uint64_t> frames_dropped{0};
   std::atomic<std::uint64_t> sessions_failed{0};
+  std::atomic<std::uint64_t> sessions_refused{0};
   std::atomic<std::uint64_t> writes{0};
   std::atomic<std::uint64_t> datagrams_received{0};
   std::atomic<std::uint64_t> datagrams_dropped{0};
@@ -45,8 +46,10 @@ class Server::Impl {
 
   // Coroutine handlers running, on any transport: stop() waits for them (within its deadline).
   void async_handler(bool started);
-  // False, registering nothing, once stop() has begun: the caller closes the session.
-  bool add_session(const std::shared_ptr<Session>& session);
+  enum class Admission { admitted, stopping, full };
+  // Registers the session, unless stop() has begun or max_sessions are open: the caller then
+  // closes it (telling the peer OVERLOADED when full).
+  Admission add_session(const std::shared_ptr<Session>& session);
   void remove_session(std::uint64_t session_id);
   std::vector<std::shared_ptr<Session>> open_sessions();
   // Those of session_ids that are open, in that order.

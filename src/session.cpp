@@ -19,13 +19,24 @@ Session::Session(Server::Impl& server, asio::ip::tcp::socket socket, std::uint64
 }
 
 void Session::start() {
-  if (!server_.add_session(shared_from_this())) {  // accepted while the server stops: not served
-    closed_ = true;
-    boost::system::error_code ignored;
-    socket_.close(ignored);
-    return;
+  switch (server_.add_session(shared_from_this())) {
+    case Server::Impl::Admission::admitted:
+      return read();
+    case Server::Impl::Admission::stopping: {  // accepted while the server stops: not served
+      closed_ = true;
+      boost::system::error_code ignored;
+      socket_.close(ignored);
+      return;
+    }
+    case Server::Impl::Admission::full:  // say why, then close once it is written
+      server_.log("refusing " + peer_name() + ": " + std::to_string(server_.options.max_sessions) +
+                  " sessions are open");
+      queue_error(0, v1::ERROR_CODE_OVERLOADED,
+                  "the server has as many sessions open as it allows; try again later");
+      reading_stopped_ = true;
+      flush();
+      return;
   }
-  read();
 }
 
 // A session takes no read buffer until its first bytes arrive: thousands of idle connections

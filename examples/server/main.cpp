@@ -77,6 +77,9 @@ int main(int argc, char** argv) {
       options::value(&server_options.max_frame_bytes)
           ->default_value(server_options.max_frame_bytes),
       "largest request body accepted, in bytes")(
+      "max-sessions",
+      options::value(&server_options.max_sessions)->default_value(server_options.max_sessions),
+      "most connections served at once; one more is told OVERLOADED and closed")(
       "max-datagram",
       options::value(&server_options.max_datagram_bytes)
           ->default_value(server_options.max_datagram_bytes),

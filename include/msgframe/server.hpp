@@ -39,6 +39,9 @@ struct ServerOptions {
   // The largest UDP datagram taken or sent (at most 65,507, the IPv4 limit; e.g. 1,200 to stay
   // under a path MTU). Larger requests are dropped; larger replies become FRAME_TOO_LARGE.
   std::size_t max_datagram_bytes = max_udp_payload_bytes;
+  // The most sessions open at once. A connection beyond it gets an ERROR envelope
+  // (ERROR_CODE_OVERLOADED, id 0) and is closed; the sessions already open are untouched.
+  std::size_t max_sessions = 10000;
   // How much each read asks the socket for.
   std::size_t read_bytes = 64 * 1024;
   // How long stop() waits for sessions to finish their in-flight requests.
@@ -60,6 +63,7 @@ struct ServerStats {
   std::uint64_t writes = 0;           // socket writes: replies that are ready together share one
   std::uint64_t datagrams_received = 0;
   std::uint64_t datagrams_dropped = 0;  // not envelopes, over the limit, or replies not sent
+  std::uint64_t sessions_refused = 0;   // connections over max_sessions, told OVERLOADED
 };
 
 class Server {

@@ -686,3 +686,50 @@ BOOST_AUTO_TEST_CASE(a_client_is_told_when_its_connection_is_lost) {
   }  // the destructor has run the close
   BOOST_TEST(losses == 0);
 }
+
+BOOST_AUTO_TEST_CASE(connections_over_max_sessions_are_told_overloaded_and_closed) {
+  auto options = msgframe::test::loopback_options(2);
+  options.max_sessions = 2;
+  TestServer server(options);
+  std::mutex closed_mutex;
+  std::condition_variable closed_changed;
+  std::size_t closed = 0;
+  server.server.on_session_closed([&](std::uint64_t) {
+    const std::lock_guard lock(closed_mutex);
+    ++closed;
+    closed_changed.notify_all();
+  });
+  server.start();
+
+  auto first = std::make_unique<Client>();
+  Client second;
+  for (auto* client : {first.get(), &second}) {
+    BOOST_TEST_REQUIRE(!client->connect("127.0.0.1", server.port()));
+    BOOST_TEST(client->call<v1::EchoResponse>(echo_request("in"), generous).payload() == "in");
+  }
+
+  // The third is connected by TCP, then told OVERLOADED (id 0) and closed.
+  std::promise<boost::system::error_code> refused;
+  msgframe::ClientOptions third_options;
+  third_options.on_disconnect = [&refused](boost::system::error_code reason) {
+    refused.set_value(reason);
+  };
+  Client third(third_options);
+  BOOST_TEST_REQUIRE(!third.connect("127.0.0.1", server.port()));
+  auto reason = refused.get_future();
+  BOOST_TEST_REQUIRE((reason.wait_for(generous) == std::future_status::ready));
+  BOOST_TEST(reason.get() == msgframe::error::overloaded);
+  BOOST_TEST(server.server.stats().sessions_refused == 1u);
+  BOOST_TEST(second.call<v1::EchoResponse>(echo_request("still"), generous).payload() == "still");
+
+  // Once a session closes there is room again.
+  first.reset();
+  {
+    std::unique_lock lock(closed_mutex);
+    BOOST_TEST_REQUIRE(closed_changed.wait_for(lock, generous, [&] { return closed == 1; }));
+  }
+  Client fourth;
+  BOOST_TEST_REQUIRE(!fourth.connect("127.0.0.1", server.port()));
+  BOOST_TEST(fourth.call<v1::EchoResponse>(echo_request("room"), generous).payload() == "room");
+  BOOST_TEST(server.server.stats().sessions_refused == 1u);
+}
