@@ -74,9 +74,28 @@ void Session::on_read(const boost::system::error_code& error, std::size_t bytes)
   if (decoder_.error()) {
     fail_stream(decoder_.error());
   } else if (!reading_stopped_) {
-    read();
+    read_unless_backed_up();
   }
   flush();
+}
+
+// Backpressure: while the peer leaves its replies unread, or its coroutine handlers pile up, the
+// session stops reading; TCP then holds the peer back, and the server's memory stays bounded.
+bool Session::backed_up() const noexcept {
+  return queued_.size() + sending_.size() >= server_.options.max_write_queue_bytes ||
+         async_handlers_ >= server_.options.max_requests_in_flight;
+}
+
+void Session::read_unless_backed_up() {
+  if (!backed_up()) return read();
+  read_paused_ = true;
+  ++server_.counters.reads_paused;
+}
+
+void Session::resume_reading_if_room() {
+  if (!read_paused_ || reading_stopped_ || closed_ || backed_up()) return;
+  read_paused_ = false;
+  read();
 }
 
 void Session::handle_frame(std::span<const std::byte> body) {
@@ -188,6 +207,7 @@ void Session::on_written(const boost::system::error_code& error) {
   }
   flush();
   close_when_drained();
+  resume_reading_if_room();
 }
 
 void Session::on_async_handler(bool started) {
@@ -198,6 +218,7 @@ void Session::on_async_handler(bool started) {
   }
   --async_handlers_;
   close_when_drained();
+  resume_reading_if_room();
 }
 
 void Session::shutdown() {

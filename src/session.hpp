@@ -39,6 +39,9 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
  private:
   void read();
   void read_into_buffer();
+  bool backed_up() const noexcept;
+  void read_unless_backed_up();
+  void resume_reading_if_room();
   void on_read(const boost::system::error_code& error, std::size_t bytes);
   void handle_frame(std::span<const std::byte> body);
   void fail_stream(const boost::system::error_code& error);
@@ -62,6 +65,7 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   bool writing_ = false;
   bool dispatching_ = false;  // inside a read's frame loop: flush once at its end
   bool reading_stopped_ = false;
+  bool read_paused_ = false;  // by backpressure; resumed as replies are written
   bool closed_ = false;
 
   // Posting each event on its own could reorder them: a post from one of the server's I/O threads

@@ -42,6 +42,12 @@ struct ServerOptions {
   // The most sessions open at once. A connection beyond it gets an ERROR envelope
   // (ERROR_CODE_OVERLOADED, id 0) and is closed; the sessions already open are untouched.
   std::size_t max_sessions = 10000;
+  // Backpressure: a session stops reading its socket while this many bytes of its replies and
+  // events wait to be written (a peer that sends but does not read), or while this many of its
+  // coroutine handlers run; it reads again once the replies drain. The peer is held back by TCP;
+  // nothing is dropped.
+  std::size_t max_write_queue_bytes = 8 * 1024 * 1024;
+  std::size_t max_requests_in_flight = 1024;
   // How much each read asks the socket for.
   std::size_t read_bytes = 64 * 1024;
   // How long stop() waits for sessions to finish their in-flight requests.
@@ -64,6 +70,7 @@ struct ServerStats {
   std::uint64_t datagrams_received = 0;
   std::uint64_t datagrams_dropped = 0;  // not envelopes, over the limit, or replies not sent
   std::uint64_t sessions_refused = 0;   // connections over max_sessions, told OVERLOADED
+  std::uint64_t reads_paused = 0;       // times a session stopped reading for backpressure
 };
 
 class Server {

@@ -3,6 +3,9 @@
 // implementation built against the contract would: half and sticky packets, every error reply,
 // one-way requests, frame limits and the protobuf parsing rules of the envelope.
 #define BOOST_TEST_MODULE raw_protocol
+#include <poll.h>
+
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -169,6 +172,23 @@ class RawConnection {
 
   void write(std::string_view bytes) {
     asio::write(socket_, asio::buffer(bytes.data(), bytes.size()));
+  }
+
+  // Writes as much of `bytes` as the connection takes until it has taken nothing for `quiet`
+  // (the server stopped reading and the socket buffers are full); returns how much it took.
+  std::size_t write_until_blocked(std::string_view bytes, std::chrono::milliseconds quiet) {
+    socket_.non_blocking(true);
+    std::size_t written = 0;
+    while (written < bytes.size()) {
+      boost::system::error_code error;
+      written += socket_.write_some(asio::buffer(bytes.substr(written)), error);
+      if (!error) continue;
+      BOOST_TEST_REQUIRE(error == asio::error::would_block, "writing: " << error.message());
+      pollfd writable{socket_.native_handle(), POLLOUT, 0};
+      if (::poll(&writable, 1, static_cast<int>(quiet.count())) == 0) break;
+    }
+    socket_.non_blocking(false);
+    return written;
   }
 
   // The next frame's body; nullopt when the server closed the connection (FIN or RST) at a frame
@@ -704,4 +724,42 @@ BOOST_AUTO_TEST_CASE(unknown_reordered_repeated_and_non_minimal_fields_are_answe
     }
   }
   BOOST_TEST(server.server.stats().errors_sent == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_that_does_not_read_is_held_back_and_then_gets_every_reply) {
+  // The peer pipelines far more echo requests than the write-queue mark allows and reads
+  // nothing: the server stops reading it (TCP holds the peer back) instead of queueing replies
+  // without bound, keeps serving others, and once the peer reads, every reply arrives in order.
+  auto options = loopback_options(1);
+  options.max_write_queue_bytes = 256 * 1024;
+  TestServer server(options);
+  server.start();
+
+  const std::string payload(16 * 1024, 'q');
+  constexpr std::size_t requests = 1200;  // about 20 MB
+  std::string stream;
+  std::vector<std::size_t> frame_ends;  // frames differ in size: ids take 1 or 2 bytes
+  for (std::size_t id = 1; id <= requests; ++id) {
+    stream += frame(echo_body(id, payload));
+    frame_ends.push_back(stream.size());
+  }
+
+  RawConnection slow(server.port());
+  const std::size_t written = slow.write_until_blocked(stream, std::chrono::milliseconds(1000));
+  BOOST_TEST_REQUIRE(written < stream.size(), "the server took all 20 MB without being read");
+  BOOST_TEST(server.server.stats().reads_paused >= 1u);
+
+  RawConnection other(server.port());  // others are served meanwhile
+  other.write(frame(echo_body(7, "meanwhile")));
+  check_echo_reply(other.read_envelope(), 7, "meanwhile");
+
+  // Now the slow peer reads: every request it got in whole is answered, in order; then it
+  // finishes the request it was cut off in, and that is answered too.
+  const auto whole = static_cast<std::size_t>(
+      std::upper_bound(frame_ends.begin(), frame_ends.end(), written) - frame_ends.begin());
+  for (std::size_t id = 1; id <= whole; ++id) check_echo_reply(slow.read_envelope(), id, payload);
+  if (whole < requests && written > (whole == 0 ? 0 : frame_ends[whole - 1])) {
+    slow.write(std::string_view(stream).substr(written, frame_ends[whole] - written));
+    check_echo_reply(slow.read_envelope(), whole + 1, payload);
+  }
 }
