@@ -69,7 +69,7 @@ class Caller {
     const auto sent = Clock::now();
     client_.async_call<msgframe::v1::EchoResponse>(
         request_, [this, sequence, sent](boost::system::error_code error,
-                                        msgframe::v1::EchoResponse response) {
+                                         msgframe::v1::EchoResponse response) {
           --*outstanding_;
           const auto now = Clock::now();
           if (error) {
