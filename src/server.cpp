@@ -31,6 +31,9 @@ FrameOptions frame_options_of(const ServerOptions& options) {
     throw std::invalid_argument("ServerOptions: max_datagram_bytes must be 1 to 65507");
   }
   if (options.max_sessions == 0) throw std::invalid_argument("ServerOptions: max_sessions is 0");
+  if (options.frame_timeout.count() <= 0) {
+    throw std::invalid_argument("ServerOptions: frame_timeout must be positive");
+  }
   if (options.max_write_queue_bytes == 0 || options.max_requests_in_flight == 0) {
     throw std::invalid_argument(
         "ServerOptions: max_write_queue_bytes and max_requests_in_flight must be at least 1");
@@ -335,7 +338,8 @@ ServerStats Server::stats() const noexcept {
           read(counters.one_way_errors),     read(counters.frames_dropped),
           read(counters.sessions_failed),    read(counters.writes),
           read(counters.datagrams_received), read(counters.datagrams_dropped),
-          read(counters.sessions_refused),   read(counters.reads_paused)};
+          read(counters.sessions_refused),   read(counters.reads_paused),
+          read(counters.frames_timed_out)};
 }
 
 }  // namespace msgframe

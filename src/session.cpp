@@ -9,7 +9,11 @@ namespace msgframe {
 namespace asio = boost::asio;
 
 Session::Session(Server::Impl& server, asio::ip::tcp::socket socket, std::uint64_t id)
-    : server_(server), socket_(std::move(socket)), id_(id), decoder_(server.frame_options) {
+    : server_(server),
+      socket_(std::move(socket)),
+      id_(id),
+      decoder_(server.frame_options),
+      frame_timer_(socket_.get_executor()) {
   boost::system::error_code ignored;
   const auto peer = socket_.remote_endpoint(ignored);
   context_.session_id = id_;
@@ -69,14 +73,49 @@ void Session::on_read(const boost::system::error_code& error, std::size_t bytes)
   }
   decoder_.commit(bytes);
   dispatching_ = true;
-  while (const auto body = decoder_.next()) handle_frame(*body);
+  bool frames_completed = false;
+  while (const auto body = decoder_.next()) {
+    handle_frame(*body);
+    frames_completed = true;
+  }
   dispatching_ = false;
+  watch_partial_frame(frames_completed);
   if (decoder_.error()) {
     fail_stream(decoder_.error());
   } else if (!reading_stopped_) {
     read_unless_backed_up();
   }
   flush();
+}
+
+// A frame left partial by this read must be complete by its deadline: set when it began (the
+// first read that left it partial; a read that completed frames begins a new one).
+void Session::watch_partial_frame(bool frames_completed) {
+  if (decoder_.pending_bytes() == 0 || decoder_.error()) return;
+  if (frames_completed || !frame_timer_armed_) {
+    frame_deadline_ = std::chrono::steady_clock::now() + server_.options.frame_timeout;
+  }
+  if (!frame_timer_armed_) arm_frame_timer();
+}
+
+void Session::arm_frame_timer() {
+  frame_timer_armed_ = true;
+  frame_timer_.expires_at(frame_deadline_);
+  frame_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
+    if (!error) self->on_frame_timer();
+  });
+}
+
+void Session::on_frame_timer() {
+  frame_timer_armed_ = false;
+  if (closed_ || reading_stopped_ || decoder_.pending_bytes() == 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (read_paused_) frame_deadline_ = now + server_.options.frame_timeout;  // our pause, not theirs
+  if (now < frame_deadline_) return arm_frame_timer();
+  ++server_.counters.frames_timed_out;
+  server_.log("closing " + peer_name() + ": a frame took longer than the frame timeout");
+  reading_stopped_ = true;
+  close_when_drained();
 }
 
 // Backpressure: while the peer leaves its replies unread, or its coroutine handlers pile up, the
@@ -237,6 +276,7 @@ void Session::close_when_drained() {
 void Session::close() {
   if (closed_) return;
   closed_ = true;
+  frame_timer_.cancel();
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);

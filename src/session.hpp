@@ -2,6 +2,8 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -42,6 +44,9 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   bool backed_up() const noexcept;
   void read_unless_backed_up();
   void resume_reading_if_room();
+  void watch_partial_frame(bool frames_completed);
+  void arm_frame_timer();
+  void on_frame_timer();
   void on_read(const boost::system::error_code& error, std::size_t bytes);
   void handle_frame(std::span<const std::byte> body);
   void fail_stream(const boost::system::error_code& error);
@@ -65,7 +70,12 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   bool writing_ = false;
   bool dispatching_ = false;  // inside a read's frame loop: flush once at its end
   bool reading_stopped_ = false;
-  bool read_paused_ = false;  // by backpressure; resumed as replies are written
+  bool read_paused_ = false;
+  // Slow-loris guard: a frame begun must end by frame_deadline_; the timer, armed only while a
+  // frame is partial, checks it (a read moves the deadline without touching the timer).
+  boost::asio::steady_timer frame_timer_;
+  std::chrono::steady_clock::time_point frame_deadline_;
+  bool frame_timer_armed_ = false;  // by backpressure; resumed as replies are written
   bool closed_ = false;
 
   // Posting each event on its own could reorder them: a post from one of the server's I/O threads

@@ -48,6 +48,10 @@ struct ServerOptions {
   // nothing is dropped.
   std::size_t max_write_queue_bytes = 8 * 1024 * 1024;
   std::size_t max_requests_in_flight = 1024;
+  // A frame whose first bytes have arrived must be complete within this time, or the session is
+  // closed (after the replies already due): a peer trickling a frame byte by byte (slow loris)
+  // cannot hold a session forever.
+  std::chrono::milliseconds frame_timeout{30000};
   // How much each read asks the socket for.
   std::size_t read_bytes = 64 * 1024;
   // How long stop() waits for sessions to finish their in-flight requests.
@@ -71,6 +75,7 @@ struct ServerStats {
   std::uint64_t datagrams_dropped = 0;  // not envelopes, over the limit, or replies not sent
   std::uint64_t sessions_refused = 0;   // connections over max_sessions, told OVERLOADED
   std::uint64_t reads_paused = 0;       // times a session stopped reading for backpressure
+  std::uint64_t frames_timed_out = 0;   // sessions closed for a frame past frame_timeout
 };
 
 class Server {

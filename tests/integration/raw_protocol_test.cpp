@@ -4,6 +4,7 @@
 // one-way requests, frame limits and the protobuf parsing rules of the envelope.
 #define BOOST_TEST_MODULE raw_protocol
 #include <poll.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
@@ -19,6 +20,7 @@
 #include <future>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -762,4 +764,38 @@ BOOST_AUTO_TEST_CASE(a_peer_that_does_not_read_is_held_back_and_then_gets_every_
     slow.write(std::string_view(stream).substr(written, frame_ends[whole] - written));
     check_echo_reply(slow.read_envelope(), whole + 1, payload);
   }
+}
+
+BOOST_AUTO_TEST_CASE(slow_loris_connections_are_closed_at_the_frame_deadline) {
+  // 500 connections each send half a length prefix and then nothing: each is closed once the
+  // frame timeout passes, while a well-behaved client is served throughout.
+  rlimit limit{};  // 500 connections here and 500 in the server: more than the usual 1,024 fds
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  limit.rlim_cur = limit.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+
+  auto options = loopback_options(2);
+  options.frame_timeout = std::chrono::milliseconds(500);
+  TestServer server(options);
+  server.start();
+
+  constexpr std::size_t lorises = 500;
+  std::vector<std::unique_ptr<RawConnection>> slow;
+  for (std::size_t index = 0; index < lorises; ++index) {
+    slow.push_back(std::make_unique<RawConnection>(server.port()));
+    slow.back()->write(std::string("\0\0", 2));  // half of a prefix
+  }
+  RawConnection normal(server.port());
+  normal.write(frame(echo_body(1, "while they wait")));
+  check_echo_reply(normal.read_envelope(), 1, "while they wait");
+
+  for (auto& connection : slow) {  // each read ends at the close, within read_deadline
+    BOOST_TEST_REQUIRE(!connection->read_frame().has_value(), "a slow connection got a reply");
+  }
+  BOOST_TEST(server.server.stats().frames_timed_out == lorises);
+
+  // A frame whose bytes come slowly but within the deadline is fine, and so is the client.
+  normal.write(frame(echo_body(2, "after")).substr(0, 3));
+  normal.write(frame(echo_body(2, "after")).substr(3));
+  check_echo_reply(normal.read_envelope(), 2, "after");
 }
