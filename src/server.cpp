@@ -339,7 +339,7 @@ ServerStats Server::stats() const noexcept {
           read(counters.sessions_failed),    read(counters.writes),
           read(counters.datagrams_received), read(counters.datagrams_dropped),
           read(counters.sessions_refused),   read(counters.reads_paused),
-          read(counters.frames_timed_out)};
+          read(counters.frames_timed_out),   read(counters.sessions_too_slow)};
 }
 
 }  // namespace msgframe

@@ -221,7 +221,17 @@ void Session::write_pushed() {
     pushed_write_posted_ = false;
   }
   if (closed_ || reading_stopped_) return;
-  for (const auto& frame : frames) queued_.insert(queued_.end(), frame->begin(), frame->end());
+  for (const auto& frame : frames) {
+    // Replies are bounded by backpressure; events are not the peer's doing, so a peer that
+    // leaves twice the write-queue mark unread is too slow to keep: it is closed.
+    if (queued_.size() + sending_.size() + frame->size() >
+        2 * server_.options.max_write_queue_bytes) {
+      ++server_.counters.sessions_too_slow;
+      server_.log("closing " + peer_name() + ": it does not read the events pushed to it");
+      return close();
+    }
+    queued_.insert(queued_.end(), frame->begin(), frame->end());
+  }
   flush();
 }
 

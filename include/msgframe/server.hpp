@@ -45,7 +45,8 @@ struct ServerOptions {
   // Backpressure: a session stops reading its socket while this many bytes of its replies and
   // events wait to be written (a peer that sends but does not read), or while this many of its
   // coroutine handlers run; it reads again once the replies drain. The peer is held back by TCP;
-  // nothing is dropped.
+  // nothing is dropped. Events pushed to a session that lets twice this many bytes pile up
+  // unread close it instead (ServerStats::sessions_too_slow).
   std::size_t max_write_queue_bytes = 8 * 1024 * 1024;
   std::size_t max_requests_in_flight = 1024;
   // A frame whose first bytes have arrived must be complete within this time, or the session is
@@ -76,6 +77,7 @@ struct ServerStats {
   std::uint64_t sessions_refused = 0;   // connections over max_sessions, told OVERLOADED
   std::uint64_t reads_paused = 0;       // times a session stopped reading for backpressure
   std::uint64_t frames_timed_out = 0;   // sessions closed for a frame past frame_timeout
+  std::uint64_t sessions_too_slow = 0;  // closed with 2 x max_write_queue_bytes of events unread
 };
 
 class Server {

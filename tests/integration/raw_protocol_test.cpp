@@ -16,6 +16,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <future>
 #include <limits>
@@ -798,4 +799,52 @@ BOOST_AUTO_TEST_CASE(slow_loris_connections_are_closed_at_the_frame_deadline) {
   normal.write(frame(echo_body(2, "after")).substr(0, 3));
   normal.write(frame(echo_body(2, "after")).substr(3));
   check_echo_reply(normal.read_envelope(), 2, "after");
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_that_never_reads_its_events_is_closed_not_buffered_forever) {
+  // Events are pushed whether or not the peer reads: past twice the write-queue mark of unread
+  // events its session is closed, and a peer that reads keeps getting them.
+  auto options = loopback_options(1);
+  options.max_write_queue_bytes = 64 * 1024;
+  std::mutex closed_mutex;
+  std::condition_variable closed_changed;
+  bool deaf_closed = false;
+  TestServer server(options);
+  server.server.on_session_closed([&](std::uint64_t) {
+    const std::lock_guard lock(closed_mutex);
+    deaf_closed = true;
+    closed_changed.notify_all();
+  });
+  server.start();
+
+  RawConnection deaf(server.port());  // connects, reads nothing
+  RawConnection listener(server.port());
+  // Both are registered once each has been answered.
+  deaf.write(frame(echo_body(1, "hello")));
+  listener.write(frame(echo_body(1, "hello")));
+  check_echo_reply(listener.read_envelope(), 1, "hello");
+
+  // Events of 16 KiB, a bounded number: enough to fill the deaf peer's socket buffers and then
+  // twice the mark (loopback buffers hold a few MB).
+  v1::EchoResponse event;
+  event.set_payload(std::string(16 * 1024, 'e'));
+  bool closed = false;
+  for (int round = 0; round < 2000 && !closed; ++round) {
+    server.server.broadcast(event);
+    // Keep the listener reading, so it is never the slow one.
+    const auto pushed = listener.read_envelope();
+    BOOST_TEST_REQUIRE(pushed.kind() == v1::KIND_EVENT);
+    const std::lock_guard lock(closed_mutex);
+    closed = deaf_closed;
+  }
+  BOOST_TEST_REQUIRE(closed, "the deaf peer's session was never closed");
+  BOOST_TEST(server.server.stats().sessions_too_slow == 1u);
+  listener.write(frame(echo_body(2, "still here")));
+  // Events still queued for the listener come first; then its reply.
+  for (;;) {
+    const auto envelope = listener.read_envelope();
+    if (envelope.kind() == v1::KIND_EVENT) continue;
+    check_echo_reply(envelope, 2, "still here");
+    break;
+  }
 }
