@@ -31,6 +31,9 @@ FrameOptions frame_options_of(const ServerOptions& options) {
     throw std::invalid_argument("ServerOptions: max_datagram_bytes must be 1 to 65507");
   }
   if (options.max_sessions == 0) throw std::invalid_argument("ServerOptions: max_sessions is 0");
+  if (options.idle_timeout.count() < 0) {
+    throw std::invalid_argument("ServerOptions: idle_timeout is negative (0 turns it off)");
+  }
   if (options.frame_timeout.count() <= 0) {
     throw std::invalid_argument("ServerOptions: frame_timeout must be positive");
   }
@@ -333,13 +336,21 @@ ServerStats Server::stats() const noexcept {
   const auto read = [](const std::atomic<std::uint64_t>& value) {
     return value.load(std::memory_order_relaxed);
   };
-  return {read(counters.sessions_accepted),  read(counters.sessions_open),
-          read(counters.requests),           read(counters.errors_sent),
-          read(counters.one_way_errors),     read(counters.frames_dropped),
-          read(counters.sessions_failed),    read(counters.writes),
-          read(counters.datagrams_received), read(counters.datagrams_dropped),
-          read(counters.sessions_refused),   read(counters.reads_paused),
-          read(counters.frames_timed_out),   read(counters.sessions_too_slow)};
+  return {read(counters.sessions_accepted),
+          read(counters.sessions_open),
+          read(counters.requests),
+          read(counters.errors_sent),
+          read(counters.one_way_errors),
+          read(counters.frames_dropped),
+          read(counters.sessions_failed),
+          read(counters.writes),
+          read(counters.datagrams_received),
+          read(counters.datagrams_dropped),
+          read(counters.sessions_refused),
+          read(counters.reads_paused),
+          read(counters.frames_timed_out),
+          read(counters.sessions_too_slow),
+          read(counters.sessions_idle_closed)};
 }
 
 }  // namespace msgframe

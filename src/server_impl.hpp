@@ -34,6 +34,7 @@ struct ServerCounters {
   std::atomic<std::uint64_t> reads_paused{0};
   std::atomic<std::uint64_t> frames_timed_out{0};
   std::atomic<std::uint64_t> sessions_too_slow{0};
+  std::atomic<std::uint64_t> sessions_idle_closed{0};
   std::atomic<std::uint64_t> writes{0};
   std::atomic<std::uint64_t> datagrams_received{0};
   std::atomic<std::uint64_t> datagrams_dropped{0};

@@ -13,7 +13,8 @@ Session::Session(Server::Impl& server, asio::ip::tcp::socket socket, std::uint64
       socket_(std::move(socket)),
       id_(id),
       decoder_(server.frame_options),
-      frame_timer_(socket_.get_executor()) {
+      frame_timer_(socket_.get_executor()),
+      idle_timer_(socket_.get_executor()) {
   boost::system::error_code ignored;
   const auto peer = socket_.remote_endpoint(ignored);
   context_.session_id = id_;
@@ -25,6 +26,8 @@ Session::Session(Server::Impl& server, asio::ip::tcp::socket socket, std::uint64
 void Session::start() {
   switch (server_.add_session(shared_from_this())) {
     case Server::Impl::Admission::admitted:
+      last_read_ = std::chrono::steady_clock::now();
+      if (server_.options.idle_timeout.count() > 0) arm_idle_timer();
       return read();
     case Server::Impl::Admission::stopping: {  // accepted while the server stops: not served
       closed_ = true;
@@ -72,6 +75,7 @@ void Session::on_read(const boost::system::error_code& error, std::size_t bytes)
     return;
   }
   decoder_.commit(bytes);
+  last_read_ = std::chrono::steady_clock::now();
   dispatching_ = true;
   bool frames_completed = false;
   while (const auto body = decoder_.next()) {
@@ -116,6 +120,27 @@ void Session::on_frame_timer() {
   server_.log("closing " + peer_name() + ": a frame took longer than the frame timeout");
   reading_stopped_ = true;
   close_when_drained();
+}
+
+// Idle sessions close: a session that has read nothing for idle_timeout and has nothing in
+// flight. The timer looks at the time of the last read when it fires, so reads only store it.
+void Session::arm_idle_timer() {
+  idle_timer_.expires_at(last_read_ + server_.options.idle_timeout);
+  idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
+    if (!error) self->on_idle_timer();
+  });
+}
+
+void Session::on_idle_timer() {
+  if (closed_ || reading_stopped_) return;
+  const bool busy = writing_ || !queued_.empty() || async_handlers_ > 0;
+  if (busy) last_read_ = std::chrono::steady_clock::now();  // working for the peer is not idle
+  if (std::chrono::steady_clock::now() < last_read_ + server_.options.idle_timeout) {
+    return arm_idle_timer();
+  }
+  ++server_.counters.sessions_idle_closed;
+  server_.log("closing " + peer_name() + ": idle for longer than the idle timeout");
+  close();
 }
 
 // Backpressure: while the peer leaves its replies unread, or its coroutine handlers pile up, the
@@ -287,6 +312,7 @@ void Session::close() {
   if (closed_) return;
   closed_ = true;
   frame_timer_.cancel();
+  idle_timer_.cancel();
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);

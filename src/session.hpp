@@ -46,6 +46,8 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   void resume_reading_if_room();
   void watch_partial_frame(bool frames_completed);
   void arm_frame_timer();
+  void arm_idle_timer();
+  void on_idle_timer();
   void on_frame_timer();
   void on_read(const boost::system::error_code& error, std::size_t bytes);
   void handle_frame(std::span<const std::byte> body);
@@ -75,7 +77,10 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   // frame is partial, checks it (a read moves the deadline without touching the timer).
   boost::asio::steady_timer frame_timer_;
   std::chrono::steady_clock::time_point frame_deadline_;
-  bool frame_timer_armed_ = false;  // by backpressure; resumed as replies are written
+  bool frame_timer_armed_ = false;
+  boost::asio::steady_timer idle_timer_;  // armed only when ServerOptions::idle_timeout is set
+  std::chrono::steady_clock::time_point
+      last_read_;  // by backpressure; resumed as replies are written
   bool closed_ = false;
 
   // Posting each event on its own could reorder them: a post from one of the server's I/O threads

@@ -53,6 +53,9 @@ struct ServerOptions {
   // closed (after the replies already due): a peer trickling a frame byte by byte (slow loris)
   // cannot hold a session forever.
   std::chrono::milliseconds frame_timeout{30000};
+  // A session that has read nothing for this long, with nothing in flight for it, is closed.
+  // 0 (the default): never.
+  std::chrono::milliseconds idle_timeout{0};
   // How much each read asks the socket for.
   std::size_t read_bytes = 64 * 1024;
   // How long stop() waits for sessions to finish their in-flight requests.
@@ -73,11 +76,12 @@ struct ServerStats {
   std::uint64_t sessions_failed = 0;  // sessions closed for an oversized or malformed prefix
   std::uint64_t writes = 0;           // socket writes: replies that are ready together share one
   std::uint64_t datagrams_received = 0;
-  std::uint64_t datagrams_dropped = 0;  // not envelopes, over the limit, or replies not sent
-  std::uint64_t sessions_refused = 0;   // connections over max_sessions, told OVERLOADED
-  std::uint64_t reads_paused = 0;       // times a session stopped reading for backpressure
-  std::uint64_t frames_timed_out = 0;   // sessions closed for a frame past frame_timeout
-  std::uint64_t sessions_too_slow = 0;  // closed with 2 x max_write_queue_bytes of events unread
+  std::uint64_t datagrams_dropped = 0;     // not envelopes, over the limit, or replies not sent
+  std::uint64_t sessions_refused = 0;      // connections over max_sessions, told OVERLOADED
+  std::uint64_t reads_paused = 0;          // times a session stopped reading for backpressure
+  std::uint64_t frames_timed_out = 0;      // sessions closed for a frame past frame_timeout
+  std::uint64_t sessions_too_slow = 0;     // closed with 2 x max_write_queue_bytes of events unread
+  std::uint64_t sessions_idle_closed = 0;  // closed after idle_timeout without a read
 };
 
 class Server {

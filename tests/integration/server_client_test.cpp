@@ -733,3 +733,38 @@ BOOST_AUTO_TEST_CASE(connections_over_max_sessions_are_told_overloaded_and_close
   BOOST_TEST(fourth.call<v1::EchoResponse>(echo_request("room"), generous).payload() == "room");
   BOOST_TEST(server.server.stats().sessions_refused == 1u);
 }
+
+BOOST_AUTO_TEST_CASE(idle_sessions_close_after_the_idle_timeout_and_busy_ones_stay) {
+  auto options = msgframe::test::loopback_options(2);
+  options.idle_timeout = std::chrono::milliseconds(300);
+  TestServer server(options);
+  server.start();
+
+  std::promise<boost::system::error_code> idle_lost;
+  msgframe::ClientOptions idle_options;
+  idle_options.on_disconnect = [&](boost::system::error_code reason) {
+    idle_lost.set_value(reason);
+  };
+  std::atomic<int> busy_losses{0};
+  msgframe::ClientOptions busy_options;
+  busy_options.on_disconnect = [&](boost::system::error_code) { ++busy_losses; };
+  Client idle(idle_options), busy(busy_options);
+  BOOST_TEST_REQUIRE(!idle.connect("127.0.0.1", server.port()));
+  BOOST_TEST_REQUIRE(!busy.connect("127.0.0.1", server.port()));
+
+  // The busy client calls back to back for over three idle timeouts (bounded in time and count)
+  // while the idle one says nothing.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  int calls = 0;
+  while (std::chrono::steady_clock::now() < until && calls < 100000) {
+    BOOST_TEST_REQUIRE(busy.call<v1::EchoResponse>(echo_request("busy"), generous).payload() ==
+                       "busy");
+    ++calls;
+  }
+  auto reason = idle_lost.get_future();
+  BOOST_TEST_REQUIRE((reason.wait_for(generous) == std::future_status::ready));
+  BOOST_TEST(reason.get() == msgframe::error::connection_lost);
+  BOOST_TEST(busy_losses == 0);
+  BOOST_TEST(busy.is_connected());
+  BOOST_TEST(server.server.stats().sessions_idle_closed == 1u);
+}
