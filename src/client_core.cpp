@@ -6,6 +6,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
 
+#include "msgframe/v1/lifecycle.pb.h"
+
 namespace msgframe::detail {
 
 namespace asio = boost::asio;
@@ -111,6 +113,7 @@ void ClientCore::on_tcp_connected() {
   socket_.set_option(tcp::no_delay(true), ignored);
   decoder_.reset();
   close_reason_.clear();
+  server_draining_ = false;
   ++connection_generation_;
   tcp_connected_ = true;
   backoff_ = options_.reconnect_backoff_min;
@@ -172,7 +175,9 @@ void ClientCore::set_transport(Transport transport) {
 void ClientCore::start_call(std::uint64_t id, std::vector<std::byte> frame,
                             Clock::time_point deadline, std::unique_ptr<PendingCall> call) {
   if (tcp_connected_) {
+    if (server_draining_) return call->complete(msgframe::error::shutting_down, nullptr);
     ++counters_.calls_over_tcp;
+    ++tcp_calls_in_flight_;
     pending_.emplace(id, Waiting{std::move(call), false, {}, 0, deadline});
     track_deadline(deadline, id);
     send(std::move(frame));
@@ -256,6 +261,8 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
   }
   handling_replies_ = false;
   if (decoder_.error()) return lose_tcp(decoder_.error());
+  leave_if_drained();
+  if (!tcp_connected_) return;
   flush();
   read();
 }
@@ -282,6 +289,8 @@ void ClientCore::receive_datagram() {
 
 void ClientCore::on_envelope(const EnvelopeView& envelope) {
   if (envelope.kind == v1::KIND_EVENT) {
+    static const std::string shutting_down = v1::ShuttingDown::default_instance().GetTypeName();
+    if (envelope.type == shutting_down) server_draining_ = true;  // leave_if_drained() follows
     if (const auto handler = events_.find(envelope.type); handler != events_.end()) {
       handler->second(envelope.payload);
     }
@@ -302,6 +311,7 @@ void ClientCore::complete(std::uint64_t id, boost::system::error_code error,
   const auto found = pending_.find(id);
   if (found == pending_.end()) return;
   auto call = std::move(found->second.call);
+  if (!found->second.over_udp) --tcp_calls_in_flight_;
   pending_.erase(found);
   call->complete(error, reply);
 }
@@ -340,6 +350,15 @@ void ClientCore::on_deadline_timer() {
     complete(id, msgframe::error::timeout, nullptr);  // deadline, or no resend left
   }
   if (!deadlines_.empty()) arm_deadline_timer();
+  leave_if_drained();
+}
+
+// A server that is shutting down closes the connection once we do: close it as soon as our
+// calls on it are answered, so that its stop() need not wait for its drain deadline.
+void ClientCore::leave_if_drained() {
+  if (tcp_connected_ && server_draining_ && tcp_calls_in_flight_ == 0) {
+    lose_tcp(msgframe::error::shutting_down);
+  }
 }
 
 // ---- Losing and closing -----------------------------------------------------------------------
@@ -380,6 +399,7 @@ void ClientCore::close(boost::system::error_code reason) {
   deadline_timer_.cancel();
   armed_for_ = Clock::time_point::max();
   deadlines_ = {};
+  tcp_calls_in_flight_ = 0;
   auto pending = std::move(pending_);
   pending_.clear();
   for (auto& [id, waiting] : pending) waiting.call->complete(reason, nullptr);

@@ -6,10 +6,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/system/system_error.hpp>
 #include <future>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
 #include "msgframe/envelope.hpp"
+#include "msgframe/v1/lifecycle.pb.h"
 #include "server_impl.hpp"
 #include "session.hpp"
 #include "udp_endpoint.hpp"
@@ -33,6 +35,10 @@ FrameOptions frame_options_of(const ServerOptions& options) {
   if (options.max_sessions == 0) throw std::invalid_argument("ServerOptions: max_sessions is 0");
   if (options.idle_timeout.count() < 0) {
     throw std::invalid_argument("ServerOptions: idle_timeout is negative (0 turns it off)");
+  }
+  if (options.drain_timeout.count() < 0 ||
+      options.drain_timeout.count() > std::numeric_limits<std::uint32_t>::max()) {
+    throw std::invalid_argument("ServerOptions: drain_timeout must be 0 to 4,294,967,295 ms");
   }
   if (options.frame_timeout.count() <= 0) {
     throw std::invalid_argument("ServerOptions: frame_timeout must be positive");
@@ -300,8 +306,11 @@ void Server::stop() {
     listeners_closed.set_value();
   });
   listeners_closed.get_future().wait();
+  v1::ShuttingDown notice;
+  notice.set_drain_timeout_ms(static_cast<std::uint32_t>(impl.options.drain_timeout.count()));
+  const auto notice_frame = event_frame(impl.encoder, notice);
   for (auto& session : impl.open_sessions()) {
-    asio::post(session->executor(), [session] { session->shutdown(); });
+    asio::post(session->executor(), [session, notice_frame] { session->drain(notice_frame); });
   }
   bool drained = false;
   {

@@ -174,6 +174,11 @@ void Session::handle_frame(std::span<const std::byte> body) {
     return;
   }
   ++server_.counters.requests;
+  if (draining_) {
+    send_error(envelope.id, v1::ERROR_CODE_SHUTTING_DOWN,
+               "the server is shutting down: retry on another server or once it is back");
+    return;
+  }
   context_.request_id = envelope.id;
   server_.router.dispatch(envelope.type, envelope.payload, context_, *this);
 }
@@ -295,9 +300,11 @@ void Session::on_async_handler(bool started) {
   resume_reading_if_room();
 }
 
-void Session::shutdown() {
-  reading_stopped_ = true;
-  close_when_drained();
+void Session::drain(const std::shared_ptr<const std::vector<std::byte>>& notice) {
+  if (closed_ || draining_) return;
+  draining_ = true;
+  queued_.insert(queued_.end(), notice->begin(), notice->end());
+  flush();
 }
 
 void Session::force_close() { close(); }

@@ -27,8 +27,10 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   // Any thread: queues an already framed event (shared by every session of a broadcast). Events
   // pushed to one session are written in the order push_frame was called.
   void push_frame(std::shared_ptr<const std::vector<std::byte>> frame);
-  // Stop reading; close once in-flight requests are answered and written.
-  void shutdown();
+  // The server is stopping: send `notice` (a framed ShuttingDown event), answer requests read
+  // from now on with SHUTTING_DOWN, and close once the peer has closed its side and every reply
+  // is written (stop() closes what is left at its deadline).
+  void drain(const std::shared_ptr<const std::vector<std::byte>>& notice);
   void force_close();
 
   void send_reply(std::uint64_t request_id, std::string_view type,
@@ -73,6 +75,7 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   bool dispatching_ = false;  // inside a read's frame loop: flush once at its end
   bool reading_stopped_ = false;
   bool read_paused_ = false;
+  bool draining_ = false;
   // Slow-loris guard: a frame begun must end by frame_deadline_; the timer, armed only while a
   // frame is partial, checks it (a read moves the deadline without touching the timer).
   boost::asio::steady_timer frame_timer_;

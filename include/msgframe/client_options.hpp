@@ -30,7 +30,10 @@ struct ClientOptions {
   std::function<void(Transport)> on_transport_change;
   // Called on the client's strand when an established TCP connection is lost (the server
   // closed it, reset it, or broke the protocol), not when close() closes it; pending TCP calls
-  // have then completed with `reason`. With Transport::automatic, calls move to UDP after it.
+  // have then completed with `reason`. A server that stops sends a ShuttingDown event first: the
+  // client then fails new calls at once with error::shutting_down, and once the calls in flight
+  // are answered closes the connection itself, with `reason` error::shutting_down. With
+  // Transport::automatic, calls move to UDP after it.
   std::function<void(boost::system::error_code reason)> on_disconnect;
 };
 

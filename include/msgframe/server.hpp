@@ -58,7 +58,10 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{0};
   // How much each read asks the socket for.
   std::size_t read_bytes = 64 * 1024;
-  // How long stop() waits for sessions to finish their in-flight requests.
+  // stop() tells every session it is shutting down (a msgframe.v1.ShuttingDown event), answers
+  // requests read later with ERROR_CODE_SHUTTING_DOWN, and closes each session once its peer
+  // has closed and its replies are written (msgframe's client closes as soon as its calls are
+  // answered), or after this long at most (0 to 4,294,967,295 ms).
   std::chrono::milliseconds drain_timeout{5000};
   // Receives one line per notable event (a session closed for a protocol error, an accept
   // failure), naming the peer. Called from I/O threads; empty: no logging.
@@ -125,9 +128,10 @@ class Server {
   void push(std::span<const std::uint64_t> session_ids, const google::protobuf::MessageLite& event);
   void broadcast(const google::protobuf::MessageLite& event);
 
-  // Stops cleanly: no new connections, requests already read are answered, then every session
-  // closes (forced after drain_timeout). Blocks until the I/O threads have ended, so it must not
-  // be called from a handler. Idempotent; the destructor calls it.
+  // Stops cleanly: no new connections; every session is sent a ShuttingDown event, requests
+  // already read are answered and later ones get ERROR_CODE_SHUTTING_DOWN; sessions close as
+  // their peers leave, and the rest after drain_timeout. Blocks until the I/O threads have ended,
+  // so it must not be called from a handler. Idempotent; the destructor calls it.
   void stop();
 
   ServerStats stats() const noexcept;

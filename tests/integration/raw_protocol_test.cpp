@@ -34,6 +34,7 @@
 #include "msgframe/server.hpp"
 #include "msgframe/v1/echo.pb.h"
 #include "msgframe/v1/envelope.pb.h"
+#include "msgframe/v1/lifecycle.pb.h"
 #include "msgframe/v1/time.pb.h"
 #include "test_server.hpp"
 
@@ -176,6 +177,8 @@ class RawConnection {
   void write(std::string_view bytes) {
     asio::write(socket_, asio::buffer(bytes.data(), bytes.size()));
   }
+
+  void close_sending() { socket_.shutdown(tcp::socket::shutdown_send); }
 
   // Writes as much of `bytes` as the connection takes until it has taken nothing for `quiet`
   // (the server stopped reading and the socket buffers are full); returns how much it took.
@@ -847,4 +850,81 @@ BOOST_AUTO_TEST_CASE(a_peer_that_never_reads_its_events_is_closed_not_buffered_f
     check_echo_reply(envelope, 2, "still here");
     break;
   }
+}
+
+// ---- Clean shutdown ---------------------------------------------------------------------------
+
+namespace {
+
+// Runs server.stop() on a thread of its own; stopped() says whether it has returned.
+class Stopper {
+ public:
+  explicit Stopper(msgframe::Server& server)
+      : done_(std::async(std::launch::async, [&server] { server.stop(); })) {}
+  bool stopped_within(std::chrono::seconds deadline) {
+    return done_.wait_for(deadline) == std::future_status::ready;
+  }
+  bool stopped() { return done_.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }
+
+ private:
+  std::future<void> done_;
+};
+
+void check_shutting_down_event(const v1::Envelope& event, std::uint32_t drain_timeout_ms) {
+  BOOST_TEST(event.id() == 0u);
+  BOOST_TEST(event.kind() == v1::KIND_EVENT);
+  BOOST_TEST_REQUIRE(event.type() == "msgframe.v1.ShuttingDown");
+  v1::ShuttingDown notice;
+  BOOST_TEST(notice.ParseFromString(event.payload()));
+  BOOST_TEST(notice.drain_timeout_ms() == drain_timeout_ms);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(stop_announces_itself_answers_what_it_read_and_refuses_the_rest) {
+  // stop(): the listener closes, the open session is told (ShuttingDown), the request in flight
+  // is answered, a request sent after the notice gets SHUTTING_DOWN, and the session closes as
+  // soon as the peer closes, long before the drain deadline.
+  std::atomic<bool> drain_timed_out{false};
+  auto options = msgframe::test::draining_options(drain_timed_out);
+  options.serve_udp = false;
+  msgframe::Server server(options);
+  msgframe::test::HeldEcho held;
+  held.install(server.router());
+  BOOST_TEST_REQUIRE(!server.start());
+  const auto port = server.port();
+
+  RawConnection connection(port);
+  connection.write(frame(echo_body(1, "read before the stop")));
+  BOOST_TEST_REQUIRE(held.wait_until_holding(1, read_deadline));
+
+  Stopper stopper(server);
+  check_shutting_down_event(connection.read_envelope(), 60000);
+  connection.write(frame(echo_body(2, "sent after the notice")));
+  check_error_reply(connection.read_envelope(), 2, v1::ERROR_CODE_SHUTTING_DOWN);
+  BOOST_CHECK_THROW(RawConnection{port}, boost::system::system_error);  // no longer accepting
+
+  held.release();
+  check_echo_reply(connection.read_envelope(), 1, "read before the stop");
+  BOOST_TEST(!stopper.stopped(), "stop() returned while a session was still open");
+  connection.close_sending();
+  BOOST_TEST(!connection.read_frame().has_value());
+  BOOST_TEST(stopper.stopped_within(read_deadline));
+  BOOST_TEST(!drain_timed_out);
+  BOOST_TEST(server.stats().sessions_open == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_that_stays_is_closed_at_the_drain_deadline) {
+  auto options = loopback_options(1);
+  options.serve_udp = false;
+  options.drain_timeout = std::chrono::milliseconds(300);
+  TestServer server(options);
+  server.start();
+  RawConnection connection(server.port());
+  check_echo_round_trip(connection, 1);
+
+  Stopper stopper(server.server);
+  check_shutting_down_event(connection.read_envelope(), 300);
+  BOOST_TEST(!connection.read_frame().has_value(), "the session outlived the drain deadline");
+  BOOST_TEST(stopper.stopped_within(read_deadline));
 }

@@ -94,6 +94,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void arm_deadline_timer();
   void on_deadline_timer();
   void complete(std::uint64_t id, boost::system::error_code error, const EnvelopeView* reply);
+  void leave_if_drained();
 
   const ClientOptions options_;
   Strand strand_;
@@ -115,6 +116,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   bool writing_ = false;
   bool handling_replies_ = false;  // inside on_read's loop: flush once at its end
   bool closed_by_user_ = false;
+  // The server said it is shutting down: no new calls on this connection, which closes once the
+  // calls on it are answered.
+  bool server_draining_ = false;
+  std::size_t tcp_calls_in_flight_ = 0;
   std::uint64_t connection_generation_ = 0;  // tells completions of an old connection apart
   // Counts close() calls: the completions of connects, reconnects and UDP receives begun before
   // the latest close() recognise themselves and do nothing.
