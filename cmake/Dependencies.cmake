@@ -12,3 +12,6 @@ endif()
 # Protocol Buffers 3.21 (libprotobuf-dev, protobuf-compiler): the messages of the wire contract.
 find_package(Protobuf 3.21 REQUIRED)
 find_package(Threads REQUIRED)
+
+# OpenSSL (libssl-dev): TLS for the server and the client, through Asio's SSL layer.
+find_package(OpenSSL 3 REQUIRED)

@@ -10,6 +10,7 @@ packages=(
   g++ cmake ninja-build pkg-config ccache
   libboost1.81-dev libboost-test1.81-dev libboost-program-options1.81-dev
   libprotobuf-dev protobuf-compiler
+  libssl-dev openssl  # TLS; the TLS tests make their own certificates with the openssl CLI
   libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc  # the bench's gRPC comparison system (bench/grpc/)
   gnuplot-nox  # msgframe-bench --plot

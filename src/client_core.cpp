@@ -4,9 +4,11 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
 
 #include "msgframe/v1/lifecycle.pb.h"
+#include "tls_context.hpp"
 
 namespace msgframe::detail {
 
@@ -21,6 +23,15 @@ constexpr std::size_t frame_prefix_bytes = 4;
 
 }  // namespace
 
+struct ClientCore::Tls {
+  asio::ssl::context context;
+  std::string server_name;  // from the options, or else the host given to connect()
+  // This connection's stream. The completions of its reads and writes hold it too: after a lost
+  // connection they may still be queued when the next connection makes a new one.
+  std::shared_ptr<TlsStream> stream;
+  std::vector<std::byte> write_buffer;  // a write's frames in one piece: few TLS records
+};
+
 ClientCore::ClientCore(asio::any_io_executor executor, const ClientOptions& options)
     : options_(options),
       strand_(asio::make_strand(executor)),
@@ -30,10 +41,16 @@ ClientCore::ClientCore(asio::any_io_executor executor, const ClientOptions& opti
       deadline_timer_(strand_),
       connect_timer_(strand_),
       reconnect_timer_(strand_),
+      tls_(options.tls
+               ? std::make_unique<Tls>(Tls{
+                     make_client_tls_context(*options.tls), options.tls->server_name, nullptr, {}})
+               : nullptr),
       decoder_(protocol_framing(options.max_frame_bytes)),
       encoder_(protocol_framing(options.max_frame_bytes)),
       datagram_(options.max_datagram_bytes + 1),
       backoff_(options.reconnect_backoff_min) {}
+
+ClientCore::~ClientCore() = default;
 
 ClientStats ClientCore::stats() const noexcept {
   return {counters_.calls_over_tcp, counters_.calls_over_udp, counters_.udp_resends,
@@ -45,6 +62,7 @@ ClientStats ClientCore::stats() const noexcept {
 void ClientCore::connect(std::string host, std::uint16_t port, ConnectHandler done) {
   if (is_connected()) return done({});
   closed_by_user_ = false;
+  if (tls_ && options_.tls->server_name.empty()) tls_->server_name = host;
   const auto generation = open_generation_;
   connect_timer_.expires_after(options_.connect_timeout);
   connect_timer_.async_wait(
@@ -68,7 +86,7 @@ void ClientCore::connect(std::string host, std::uint16_t port, ConnectHandler do
         self->server_endpoints_.clear();
         for (const auto& result : results) self->server_endpoints_.push_back(result.endpoint());
         const auto& first = self->server_endpoints_.front();
-        if (self->options_.transport != Transport::tcp) {
+        if (self->options_.transport != Transport::tcp && !self->tls_) {
           if (const auto udp_error = self->open_udp({first.address(), first.port()})) {
             self->connect_timer_.cancel();
             return done(udp_error);
@@ -89,23 +107,49 @@ void ClientCore::connect_tcp(ConnectHandler done) {
   asio::async_connect(
       socket_, server_endpoints_,
       [self = shared_from_this(), generation = open_generation_, done = std::move(done)](
-          boost::system::error_code error, const tcp::endpoint&) {
+          boost::system::error_code error, const tcp::endpoint&) mutable {
         // Closed while connecting: close() closed the socket, which a later connect may be
         // using by now, and owns the timer too. Touch neither.
         if (generation != self->open_generation_) return done(asio::error::operation_aborted);
-        const bool timed_out = self->connect_timer_.expiry() <= Clock::now();
-        self->connect_timer_.cancel();
-        if (!error) {
+        if (error) return self->on_connect_failed(error, std::move(done));
+        self->secure([self, generation, done](boost::system::error_code error) mutable {
+          if (generation != self->open_generation_) return done(asio::error::operation_aborted);
+          if (error) return self->on_connect_failed(error, std::move(done));
+          self->connect_timer_.cancel();
           self->on_tcp_connected();
-          return done({});
-        }
-        if (error == asio::error::operation_aborted && timed_out) error = msgframe::error::timeout;
-        if (self->options_.transport == Transport::automatic) {
-          self->fall_back_to_udp();
-          return done({});  // connected, over UDP for now
-        }
-        done(error);
+          done({});
+        });
       });
+}
+
+void ClientCore::on_connect_failed(boost::system::error_code error, ConnectHandler done) {
+  const bool timed_out = connect_timer_.expiry() <= Clock::now();
+  connect_timer_.cancel();
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  if (error == asio::error::operation_aborted && timed_out) error = msgframe::error::timeout;
+  if (options_.transport == Transport::automatic && !tls_) {
+    fall_back_to_udp();
+    return done({});  // connected, over UDP for now
+  }
+  done(error);
+}
+
+// The server's certificate must chain to a trusted CA and be issued for the name we asked for
+// (an IP address is checked against the certificate's IP addresses).
+void ClientCore::secure(ConnectHandler done) {
+  if (!tls_) return done({});
+  tls_->stream = std::make_shared<TlsStream>(socket_, tls_->context);
+  auto& stream = *tls_->stream;
+  boost::system::error_code not_an_address;
+  asio::ip::make_address(tls_->server_name, not_an_address);
+  if (not_an_address) SSL_set_tlsext_host_name(stream.native_handle(), tls_->server_name.c_str());
+  if (options_.tls->verify_server) {
+    stream.set_verify_callback(asio::ssl::host_name_verification(tls_->server_name));
+  }
+  stream.async_handshake(TlsStream::client,
+                         [stream = tls_->stream, done = std::move(done)](
+                             const boost::system::error_code& error) { done(error); });
 }
 
 void ClientCore::on_tcp_connected() {
@@ -158,8 +202,12 @@ void ClientCore::schedule_reconnect() {
                         [self, generation](boost::system::error_code error, const tcp::endpoint&) {
                           if (generation != self->open_generation_) return;
                           if (error) return self->schedule_reconnect();
-                          ++self->counters_.tcp_reconnects;
-                          self->on_tcp_connected();
+                          self->secure([self, generation](boost::system::error_code error) {
+                            if (generation != self->open_generation_) return;
+                            if (error) return self->schedule_reconnect();
+                            ++self->counters_.tcp_reconnects;
+                            self->on_tcp_connected();
+                          });
                         });
   });
 }
@@ -225,27 +273,42 @@ void ClientCore::flush() {
   if (writing_ || queued_.empty() || !tcp_connected_) return;
   writing_ = true;
   std::swap(queued_, sending_);
+  auto handler = [self = shared_from_this(), generation = connection_generation_](
+                     const boost::system::error_code& error, std::size_t) {
+    if (generation != self->connection_generation_) return;
+    self->writing_ = false;
+    self->sending_.clear();
+    if (error) return self->lose_tcp(msgframe::error::connection_lost);
+    self->flush();
+  };
+  if (tls_) {
+    // TLS writes one record per buffer of a gather write: join the frames first.
+    auto& joined = tls_->write_buffer;
+    joined.clear();
+    for (const auto& frame : sending_) joined.insert(joined.end(), frame.begin(), frame.end());
+    asio::async_write(*tls_->stream, asio::buffer(joined),
+                      [stream = tls_->stream, handler = std::move(handler)](
+                          const boost::system::error_code& error, std::size_t bytes) mutable {
+                        handler(error, bytes);
+                      });
+    return;
+  }
   send_buffers_.clear();
   for (const auto& frame : sending_) send_buffers_.emplace_back(frame.data(), frame.size());
-  asio::async_write(socket_, send_buffers_,
-                    [self = shared_from_this(), generation = connection_generation_](
-                        const boost::system::error_code& error, std::size_t) {
-                      if (generation != self->connection_generation_) return;
-                      self->writing_ = false;
-                      self->sending_.clear();
-                      if (error) return self->lose_tcp(msgframe::error::connection_lost);
-                      self->flush();
-                    });
+  asio::async_write(socket_, send_buffers_, std::move(handler));
 }
 
 void ClientCore::read() {
-  auto space = decoder_.prepare(options_.read_bytes);
-  socket_.async_read_some(asio::buffer(space.data(), space.size()),
-                          [self = shared_from_this(), generation = connection_generation_](
-                              const boost::system::error_code& error, std::size_t bytes) {
-                            if (generation == self->connection_generation_)
-                              self->on_read(error, bytes);
-                          });
+  const auto space = decoder_.prepare(options_.read_bytes);
+  const auto buffer = asio::buffer(space.data(), space.size());
+  auto handler = [self = shared_from_this(), generation = connection_generation_](
+                     const boost::system::error_code& error, std::size_t bytes) {
+    if (generation == self->connection_generation_) self->on_read(error, bytes);
+  };
+  if (!tls_) return socket_.async_read_some(buffer, std::move(handler));
+  tls_->stream->async_read_some(buffer, [stream = tls_->stream, handler = std::move(handler)](
+                                            const boost::system::error_code& error,
+                                            std::size_t bytes) { handler(error, bytes); });
 }
 
 void ClientCore::on_read(const boost::system::error_code& error, std::size_t bytes) {
@@ -380,8 +443,11 @@ void ClientCore::lose_tcp(boost::system::error_code reason) {
   }
   for (const auto id : lost) complete(id, reason, nullptr);
   if (!closed_by_user_ && options_.on_disconnect) options_.on_disconnect(reason);
-  if (options_.transport == Transport::automatic && !closed_by_user_ && udp_ready_) {
+  if (closed_by_user_) return;
+  if (options_.transport == Transport::automatic && udp_ready_) {
     fall_back_to_udp();
+  } else if (options_.reconnect || options_.transport == Transport::automatic) {
+    schedule_reconnect();
   }
 }
 

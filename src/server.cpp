@@ -47,6 +47,9 @@ FrameOptions frame_options_of(const ServerOptions& options) {
     throw std::invalid_argument(
         "ServerOptions: max_write_queue_bytes and max_requests_in_flight must be at least 1");
   }
+  if (options.tls && !options.serve_tcp) {
+    throw std::invalid_argument("ServerOptions: tls is set but serve_tcp is off");
+  }
   if (!options.serve_tcp && !options.serve_udp) {
     throw std::invalid_argument("ServerOptions: serve_tcp and serve_udp are both off");
   }
@@ -58,13 +61,21 @@ std::size_t thread_count(const ServerOptions& options) {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// TLS protects TCP only: with TLS, plaintext UDP only when asked for by name.
+bool serves_udp(const ServerOptions& options) {
+  return options.serve_udp && (!options.tls || options.tls->plaintext_udp);
+}
+
 }  // namespace
 
 Server::Impl::Impl(Server& owner, ServerOptions server_options)
     : owner(owner),
       options(std::move(server_options)),
       frame_options(frame_options_of(options)),
-      encoder(frame_options) {}
+      encoder(frame_options),
+      tls_context(options.tls
+                      ? std::make_unique<asio::ssl::context>(make_server_tls_context(*options.tls))
+                      : nullptr) {}
 
 asio::io_context& Server::Impl::pick_context() {
   return *contexts[next_context++ % contexts.size()];
@@ -183,7 +194,7 @@ boost::system::error_code Server::Impl::bind_all(
       port = acceptor->local_endpoint().port();
       acceptors.push_back(std::move(acceptor));
     }
-    if (options.serve_udp) {
+    if (serves_udp(options)) {
       asio::ip::udp::socket socket(*contexts.front());
       const asio::ip::udp::endpoint udp_endpoint(endpoint.address(), port);
       if (socket.open(udp_endpoint.protocol(), error)) return error;
@@ -359,7 +370,8 @@ ServerStats Server::stats() const noexcept {
           read(counters.reads_paused),
           read(counters.frames_timed_out),
           read(counters.sessions_too_slow),
-          read(counters.sessions_idle_closed)};
+          read(counters.sessions_idle_closed),
+          read(counters.tls_handshakes_failed)};
 }
 
 }  // namespace msgframe

@@ -16,6 +16,7 @@
 
 #include "msgframe/frame_encoder.hpp"
 #include "msgframe/server.hpp"
+#include "tls_context.hpp"
 
 namespace msgframe {
 
@@ -35,6 +36,7 @@ struct ServerCounters {
   std::atomic<std::uint64_t> frames_timed_out{0};
   std::atomic<std::uint64_t> sessions_too_slow{0};
   std::atomic<std::uint64_t> sessions_idle_closed{0};
+  std::atomic<std::uint64_t> tls_handshakes_failed{0};
   std::atomic<std::uint64_t> writes{0};
   std::atomic<std::uint64_t> datagrams_received{0};
   std::atomic<std::uint64_t> datagrams_dropped{0};
@@ -63,6 +65,7 @@ class Server::Impl {
   const ServerOptions options;
   const FrameOptions frame_options;
   const FrameEncoder encoder;
+  const std::unique_ptr<boost::asio::ssl::context> tls_context;  // null: plaintext
   // Before the contexts: handlers still queued there refer to routes when they are destroyed.
   Router router;
   std::function<void(std::uint64_t)> session_closed_handler;

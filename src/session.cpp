@@ -11,6 +11,8 @@ namespace asio = boost::asio;
 Session::Session(Server::Impl& server, asio::ip::tcp::socket socket, std::uint64_t id)
     : server_(server),
       socket_(std::move(socket)),
+      tls_(server.tls_context ? std::make_unique<TlsStream>(socket_, *server.tls_context)
+                              : nullptr),
       id_(id),
       decoder_(server.frame_options),
       frame_timer_(socket_.get_executor()),
@@ -24,32 +26,58 @@ Session::Session(Server::Impl& server, asio::ip::tcp::socket socket, std::uint64
 }
 
 void Session::start() {
-  switch (server_.add_session(shared_from_this())) {
-    case Server::Impl::Admission::admitted:
-      last_read_ = std::chrono::steady_clock::now();
-      if (server_.options.idle_timeout.count() > 0) arm_idle_timer();
-      return read();
-    case Server::Impl::Admission::stopping: {  // accepted while the server stops: not served
-      closed_ = true;
-      boost::system::error_code ignored;
-      socket_.close(ignored);
-      return;
-    }
-    case Server::Impl::Admission::full:  // say why, then close once it is written
-      server_.log("refusing " + peer_name() + ": " + std::to_string(server_.options.max_sessions) +
-                  " sessions are open");
-      queue_error(0, v1::ERROR_CODE_OVERLOADED,
-                  "the server has as many sessions open as it allows; try again later");
-      reading_stopped_ = true;
-      flush();
-      return;
+  const auto admission = server_.add_session(shared_from_this());
+  if (admission == Server::Impl::Admission::stopping) {  // accepted while stopping: not served
+    closed_ = true;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    return;
   }
+  if (!tls_) return serve(admission);
+  // The handshake has the frame timeout to finish: a peer that connects and says nothing, or
+  // speaks plaintext and waits, is not held forever.
+  handshaking_ = true;
+  frame_deadline_ = std::chrono::steady_clock::now() + server_.options.frame_timeout;
+  arm_frame_timer();
+  tls_->async_handshake(TlsStream::server, [self = shared_from_this(),
+                                            admission](const boost::system::error_code& error) {
+    self->on_handshake(error, admission);
+  });
+}
+
+void Session::on_handshake(const boost::system::error_code& error,
+                           Server::Impl::Admission admission) {
+  handshaking_ = false;
+  if (closed_) return;
+  if (error) {
+    ++server_.counters.tls_handshakes_failed;
+    server_.log("refusing " + peer_name() + ": TLS handshake failed: " + error.message());
+    return close();
+  }
+  serve(admission);
+  flush();  // what was queued during the handshake (a stop()'s notice)
+}
+
+void Session::serve(Server::Impl::Admission admission) {
+  if (admission == Server::Impl::Admission::admitted) {
+    last_read_ = std::chrono::steady_clock::now();
+    if (server_.options.idle_timeout.count() > 0) arm_idle_timer();
+    return read();
+  }
+  // Full: say why, then close once it is written.
+  server_.log("refusing " + peer_name() + ": " + std::to_string(server_.options.max_sessions) +
+              " sessions are open");
+  queue_error(0, v1::ERROR_CODE_OVERLOADED,
+              "the server has as many sessions open as it allows; try again later");
+  reading_stopped_ = true;
+  flush();
 }
 
 // A session takes no read buffer until its first bytes arrive: thousands of idle connections
-// cost their socket and this object, not a read's worth of memory each.
+// cost their socket and this object, not a read's worth of memory each. (Not with TLS: the
+// handshake may have read the first request already, so the socket may never turn readable.)
 void Session::read() {
-  if (decoder_.buffer_capacity() > 0) return read_into_buffer();
+  if (tls_ || decoder_.buffer_capacity() > 0) return read_into_buffer();
   socket_.async_wait(asio::ip::tcp::socket::wait_read,
                      [self = shared_from_this()](const boost::system::error_code& error) {
                        if (error) return self->on_read(error, 0);
@@ -58,12 +86,12 @@ void Session::read() {
 }
 
 void Session::read_into_buffer() {
-  auto space = decoder_.prepare(server_.options.read_bytes);
-  socket_.async_read_some(
-      asio::buffer(space.data(), space.size()),
-      [self = shared_from_this()](const boost::system::error_code& error, std::size_t bytes) {
-        self->on_read(error, bytes);
-      });
+  const auto space = decoder_.prepare(server_.options.read_bytes);
+  const auto buffer = asio::buffer(space.data(), space.size());
+  auto handler = [self = shared_from_this()](const boost::system::error_code& error,
+                                             std::size_t bytes) { self->on_read(error, bytes); };
+  if (tls_) return tls_->async_read_some(buffer, std::move(handler));
+  socket_.async_read_some(buffer, std::move(handler));
 }
 
 void Session::on_read(const boost::system::error_code& error, std::size_t bytes) {
@@ -95,10 +123,14 @@ void Session::on_read(const boost::system::error_code& error, std::size_t bytes)
 // A frame left partial by this read must be complete by its deadline: set when it began (the
 // first read that left it partial; a read that completed frames begins a new one).
 void Session::watch_partial_frame(bool frames_completed) {
-  if (decoder_.pending_bytes() == 0 || decoder_.error()) return;
-  if (frames_completed || !frame_timer_armed_) {
+  if (decoder_.pending_bytes() == 0 || decoder_.error()) {
+    frame_begun_ = false;
+    return;
+  }
+  if (frames_completed || !frame_begun_) {
     frame_deadline_ = std::chrono::steady_clock::now() + server_.options.frame_timeout;
   }
+  frame_begun_ = true;
   if (!frame_timer_armed_) arm_frame_timer();
 }
 
@@ -112,8 +144,15 @@ void Session::arm_frame_timer() {
 
 void Session::on_frame_timer() {
   frame_timer_armed_ = false;
-  if (closed_ || reading_stopped_ || decoder_.pending_bytes() == 0) return;
+  if (closed_) return;
   const auto now = std::chrono::steady_clock::now();
+  if (handshaking_) {
+    if (now < frame_deadline_) return arm_frame_timer();
+    ++server_.counters.tls_handshakes_failed;
+    server_.log("refusing " + peer_name() + ": no TLS handshake within the frame timeout");
+    return close();
+  }
+  if (reading_stopped_ || decoder_.pending_bytes() == 0) return;
   if (read_paused_) frame_deadline_ = now + server_.options.frame_timeout;  // our pause, not theirs
   if (now < frame_deadline_) return arm_frame_timer();
   ++server_.counters.frames_timed_out;
@@ -267,12 +306,14 @@ void Session::write_pushed() {
 
 // One write for every frame queued: replies to a whole read go out in a single syscall.
 void Session::flush() {
-  if (writing_ || queued_.empty() || closed_) return;
+  if (writing_ || queued_.empty() || closed_ || handshaking_) return;
   writing_ = true;
   std::swap(queued_, sending_);
-  asio::async_write(socket_, asio::buffer(sending_),
-                    [self = shared_from_this()](const boost::system::error_code& error,
-                                                std::size_t) { self->on_written(error); });
+  auto handler = [self = shared_from_this()](const boost::system::error_code& error, std::size_t) {
+    self->on_written(error);
+  };
+  if (tls_) return asio::async_write(*tls_, asio::buffer(sending_), std::move(handler));
+  asio::async_write(socket_, asio::buffer(sending_), std::move(handler));
 }
 
 void Session::on_written(const boost::system::error_code& error) {

@@ -12,6 +12,7 @@
 #include "msgframe/frame_decoder.hpp"
 #include "msgframe/router.hpp"
 #include "server_impl.hpp"
+#include "tls_context.hpp"
 
 namespace msgframe {
 
@@ -41,6 +42,8 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   void on_async_handler(bool started) override;
 
  private:
+  void on_handshake(const boost::system::error_code& error, Server::Impl::Admission admission);
+  void serve(Server::Impl::Admission admission);
   void read();
   void read_into_buffer();
   bool backed_up() const noexcept;
@@ -65,6 +68,8 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
 
   Server::Impl& server_;
   boost::asio::ip::tcp::socket socket_;
+  const std::unique_ptr<TlsStream> tls_;  // over socket_; null without TLS
+  bool handshaking_ = false;              // no reads or writes of ours until the handshake ends
   const std::uint64_t id_;
   RequestContext context_;
   FrameDecoder decoder_;
@@ -76,11 +81,13 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   bool reading_stopped_ = false;
   bool read_paused_ = false;
   bool draining_ = false;
-  // Slow-loris guard: a frame begun must end by frame_deadline_; the timer, armed only while a
-  // frame is partial, checks it (a read moves the deadline without touching the timer).
+  // Slow-loris guard: a frame begun must end by frame_deadline_ (and a TLS handshake too); the
+  // timer, armed while one is unfinished, checks it (a read moves the deadline without touching
+  // the timer, which re-arms itself for a later deadline).
   boost::asio::steady_timer frame_timer_;
   std::chrono::steady_clock::time_point frame_deadline_;
   bool frame_timer_armed_ = false;
+  bool frame_begun_ = false;  // the deadline is that of the partial frame now in the decoder
   boost::asio::steady_timer idle_timer_;  // armed only when ServerOptions::idle_timeout is set
   std::chrono::steady_clock::time_point
       last_read_;  // by backpressure; resumed as replies are written

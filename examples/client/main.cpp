@@ -5,6 +5,7 @@
 //   --udp or --transport tcp|udp|auto chooses the transport (default tcp).
 #include <boost/program_options.hpp>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ struct Settings {
   bool upper = false;
   msgframe::Transport transport = msgframe::Transport::tcp;
   std::chrono::milliseconds timeout{5000};
+  std::optional<msgframe::TlsClientOptions> tls;
   std::string command;
   std::vector<std::string> words;
 };
@@ -79,6 +81,7 @@ int run(Settings settings) {
   client_options.transport = settings.transport;
   client_options.connect_timeout = settings.timeout;
   client_options.call_timeout = settings.timeout;
+  client_options.tls = settings.tls;
   msgframe::Client client(client_options);
   if (const auto error = client.connect(settings.host, settings.port)) {
     std::cerr << "msgframe-client: cannot connect to " << settings.host << ':' << settings.port
@@ -104,6 +107,8 @@ int main(int argc, char** argv) {
   int timeout_ms = 5000;
   bool udp = false;
   std::string transport_name = "tcp";
+  bool use_tls = false;
+  msgframe::TlsClientOptions tls;
   options::options_description description(
       "usage: msgframe-client [options] [echo [--upper] TEXT | time]\n"
       "without a command: interactive echo, one line at a time (q or end of input quits)\n"
@@ -116,7 +121,14 @@ int main(int argc, char** argv) {
       "transport", options::value(&transport_name)->default_value(transport_name),
       "tcp, udp, or auto (TCP, falling back to UDP while TCP is unreachable)")(
       "timeout", options::value(&timeout_ms)->default_value(timeout_ms),
-      "connect and call deadline, in milliseconds");
+      "connect and call deadline, in milliseconds")("tls", options::bool_switch(&use_tls),
+                                                    "TLS, trusting the system's CAs")(
+      "tls-ca", options::value(&tls.ca_file), "TLS, trusting these CAs (PEM) instead")(
+      "tls-server-name", options::value(&tls.server_name),
+      "the name the server's certificate must carry (default: --host)")(
+      "tls-cert", options::value(&tls.certificate_file),
+      "a client certificate (PEM), for servers that ask for one")(
+      "tls-key", options::value(&tls.private_key_file), "the client certificate's key (PEM)");
   options::options_description hidden;
   hidden.add_options()("command", options::value(&settings.command))(
       "words", options::value(&settings.words)->multitoken());
@@ -148,5 +160,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   settings.transport = *transport;
-  return run(std::move(settings));
+  if (use_tls || !tls.ca_file.empty() || !tls.certificate_file.empty() ||
+      !tls.server_name.empty()) {
+    settings.tls = tls;
+  }
+  try {
+    return run(std::move(settings));
+  } catch (const std::invalid_argument& error) {
+    std::cerr << "msgframe-client: " << error.what() << '\n';
+    return 2;
+  }
 }

@@ -65,6 +65,7 @@ int serve(const msgframe::ServerOptions& server_options) {
 
 int main(int argc, char** argv) {
   msgframe::ServerOptions server_options;
+  msgframe::TlsServerOptions tls;
   options::options_description description("msgframe-server options");
   description.add_options()("help", "show this help")(
       "host", options::value(&server_options.host)->default_value(server_options.host),
@@ -83,7 +84,14 @@ int main(int argc, char** argv) {
       "max-datagram",
       options::value(&server_options.max_datagram_bytes)
           ->default_value(server_options.max_datagram_bytes),
-      "largest UDP datagram taken or sent, in bytes (at most 65507)");
+      "largest UDP datagram taken or sent, in bytes (at most 65507)")(
+      "tls-cert", options::value(&tls.certificate_file),
+      "serve TCP over TLS with this certificate chain (PEM); needs --tls-key")(
+      "tls-key", options::value(&tls.private_key_file), "the certificate's private key (PEM)")(
+      "tls-client-ca", options::value(&tls.client_ca_file),
+      "mutual TLS: let in only clients with a certificate signed by these CAs (PEM)")(
+      "tls-plaintext-udp", options::bool_switch(&tls.plaintext_udp),
+      "with TLS, serve plaintext UDP too (off: no UDP)");
   try {
     options::variables_map values;
     options::store(options::parse_command_line(argc, argv, description), values);
@@ -91,6 +99,10 @@ int main(int argc, char** argv) {
     if (values.count("help")) {
       std::cout << description;
       return 0;
+    }
+    if (!tls.certificate_file.empty() || !tls.private_key_file.empty() ||
+        !tls.client_ca_file.empty() || tls.plaintext_udp) {
+      server_options.tls = tls;
     }
     server_options.log = [](const std::string& line) {
       std::cerr << "msgframe-server: " << line << '\n';

@@ -6,8 +6,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "msgframe/frame_options.hpp"
+#include "msgframe/tls_options.hpp"
 #include "msgframe/transport.hpp"
 
 namespace msgframe {
@@ -23,9 +25,18 @@ struct ClientOptions {
   std::size_t max_datagram_bytes = 65507;
   std::chrono::milliseconds udp_resend_interval{250};
   int udp_resends = 3;
-  // Transport::automatic: how long to wait before trying TCP again, doubling up to the max.
+  // TCP: after a lost connection (not after close()), connect again in the background until it
+  // works, waiting reconnect_backoff_min, doubling up to the max, each wait jittered down by up
+  // to half so that the clients of a restarted server spread out. Meanwhile calls fail at once
+  // with not_connected. Transport::automatic always reconnects.
+  bool reconnect = false;
+  // How long to wait before trying TCP again, doubling up to the max.
   std::chrono::milliseconds reconnect_backoff_min{100};
   std::chrono::milliseconds reconnect_backoff_max{5000};
+  // TLS on the TCP connection (connect() fails when the handshake does: an untrusted or
+  // misnamed server certificate, say). Never downgraded: with TLS, Transport::automatic does
+  // not fall back to UDP (it reconnects TCP instead), and Transport::udp is refused.
+  std::optional<TlsClientOptions> tls;
   // Called on the client's strand when calls start going over another transport.
   std::function<void(Transport)> on_transport_change;
   // Called on the client's strand when an established TCP connection is lost (the server

@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "msgframe/frame_options.hpp"
 #include "msgframe/router.hpp"
+#include "msgframe/tls_options.hpp"
 
 namespace msgframe {
 
@@ -63,6 +65,9 @@ struct ServerOptions {
   // has closed and its replies are written (msgframe's client closes as soon as its calls are
   // answered), or after this long at most (0 to 4,294,967,295 ms).
   std::chrono::milliseconds drain_timeout{5000};
+  // TLS on every TCP connection (and then no UDP unless tls->plaintext_udp). The handshake
+  // must finish within frame_timeout. Bad files: the constructor throws std::invalid_argument.
+  std::optional<TlsServerOptions> tls;
   // Receives one line per notable event (a session closed for a protocol error, an accept
   // failure), naming the peer. Called from I/O threads; empty: no logging.
   std::function<void(const std::string&)> log;
@@ -85,6 +90,7 @@ struct ServerStats {
   std::uint64_t frames_timed_out = 0;      // sessions closed for a frame past frame_timeout
   std::uint64_t sessions_too_slow = 0;     // closed with 2 x max_write_queue_bytes of events unread
   std::uint64_t sessions_idle_closed = 0;  // closed after idle_timeout without a read
+  std::uint64_t tls_handshakes_failed = 0;  // refused: not TLS, no or an untrusted certificate
 };
 
 class Server {

@@ -28,6 +28,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -802,6 +803,28 @@ BOOST_AUTO_TEST_CASE(slow_loris_connections_are_closed_at_the_frame_deadline) {
   normal.write(frame(echo_body(2, "after")).substr(0, 3));
   normal.write(frame(echo_body(2, "after")).substr(3));
   check_echo_reply(normal.read_envelope(), 2, "after");
+}
+
+BOOST_AUTO_TEST_CASE(a_frame_begun_after_a_quiet_spell_gets_the_whole_frame_timeout) {
+  // The deadline is that of the frame now partial, not of an earlier one that has ended: frame
+  // 2 begins 700 ms after frame 1 did and takes 500 ms, past frame 1's deadline but well within
+  // its own. The pauses are the scenario (a peer that writes slowly), not synchronisation.
+  auto options = loopback_options(1);
+  options.frame_timeout = std::chrono::milliseconds(1000);
+  TestServer server(options);
+  server.start();
+  RawConnection connection(server.port());
+  const auto first = frame(echo_body(1, "first"));
+  connection.write(first.substr(0, 3));
+  connection.write(first.substr(3));
+  check_echo_reply(connection.read_envelope(), 1, "first");
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  const auto second = frame(echo_body(2, "second"));
+  connection.write(second.substr(0, 3));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  connection.write(second.substr(3));
+  check_echo_reply(connection.read_envelope(), 2, "second");
+  BOOST_TEST(server.server.stats().frames_timed_out == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_peer_that_never_reads_its_events_is_closed_not_buffered_forever) {

@@ -9,7 +9,9 @@ client_binary=$2
 work=$(mktemp -d)
 server_pid=""
 second_pid=""
+tls_pid=""
 cleanup() {
+  [ -n "$tls_pid" ] && kill -KILL "$tls_pid" 2>/dev/null || true
   [ -n "$server_pid" ] && kill -KILL "$server_pid" 2>/dev/null || true
   [ -n "$second_pid" ] && kill -KILL "$second_pid" 2>/dev/null || true
   rm -rf "$work"
@@ -77,6 +79,34 @@ check "invalid option exits 2" "2" "$?"
 timeout 20 "$server_binary" --port 0 --threads -1 >/dev/null 2>"$work/threads.err"
 check "--threads -1 exits 2" "2" "$?"
 check "--threads -1 says why" "1" "$(grep -c 'threads must be 0' "$work/threads.err")"
+
+# TLS, with throw-away certificates.
+"$(dirname "$0")/../integration/make_test_certs.sh" "$work/certs" >/dev/null 2>&1
+mkfifo "$work/tls.out"
+"$server_binary" --host 127.0.0.1 --port 0 --threads 1 --tls-cert "$work/certs/server.crt" \
+  --tls-key "$work/certs/server.key" >"$work/tls.out" 2>"$work/tls.err" &
+tls_pid=$!
+exec 5<"$work/tls.out"
+read -r -t 10 tls_listening <&5 || echo "FAILED: no 'listening on' line from the TLS server"
+tls_port=$(grep -o '127\.0\.0\.1:[0-9]*' <<<"$tls_listening" | cut -d: -f2)
+tls_client=("$client_binary" --host 127.0.0.1 --port "$tls_port" --timeout 5000)
+check "echo over TLS" "secret" "$("${tls_client[@]}" --tls-ca "$work/certs/ca.crt" echo secret)"
+"${tls_client[@]}" --tls-ca "$work/certs/rogue-ca.crt" echo x >/dev/null 2>"$work/tls-client.err"
+check "an untrusted server certificate exits 1" "1" "$?"
+check "an untrusted server certificate says why" "1" \
+  "$(grep -c 'certificate verify failed' "$work/tls-client.err")"
+"${tls_client[@]}" echo plaintext >/dev/null 2>&1
+check "plaintext to a TLS server exits 1" "1" "$?"
+"${tls_client[@]}" --tls-ca "$work/certs/missing.crt" echo x >/dev/null 2>"$work/tls-client.err"
+check "a missing CA file exits 2" "2" "$?"
+"$server_binary" --port 0 --tls-cert "$work/certs/missing.crt" --tls-key "$work/certs/server.key" \
+  >/dev/null 2>"$work/tls-options.err"
+check "a missing certificate file exits 2" "2" "$?"
+check "a missing certificate file is named" "1" "$(grep -c 'missing.crt' "$work/tls-options.err")"
+kill -TERM "$tls_pid"
+wait_for_exit "$tls_pid" 5
+check "SIGTERM stops the TLS server with status 0" "0" "$status"
+tls_pid=""
 
 kill -TERM "$server_pid"
 wait_for_exit "$server_pid" 3

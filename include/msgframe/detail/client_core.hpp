@@ -43,6 +43,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   using ConnectHandler = std::function<void(boost::system::error_code)>;
 
   ClientCore(boost::asio::any_io_executor executor, const ClientOptions& options);
+  ~ClientCore();
 
   Strand& strand() noexcept { return strand_; }
   const FrameEncoder& encoder() const noexcept { return encoder_; }
@@ -75,7 +76,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     Clock::time_point deadline;
   };
 
+  struct Tls;
   void connect_tcp(ConnectHandler done);
+  void on_connect_failed(boost::system::error_code error, ConnectHandler done);
+  // The TLS handshake on the connected socket (at once without TLS).
+  void secure(ConnectHandler done);
   void on_tcp_connected();
   boost::system::error_code open_udp(const boost::asio::ip::udp::endpoint& server);
   void fall_back_to_udp();
@@ -104,6 +109,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   boost::asio::steady_timer deadline_timer_;
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer reconnect_timer_;
+  std::unique_ptr<Tls> tls_;  // null without TLS
   FrameDecoder decoder_;
   const FrameEncoder encoder_;
   std::vector<std::byte> datagram_;  // receive buffer, one byte over the limit
