@@ -222,10 +222,38 @@ void ClientCore::set_transport(Transport transport) {
 
 void ClientCore::start_call(std::uint64_t id, std::vector<std::byte> frame,
                             Clock::time_point deadline, std::unique_ptr<PendingCall> call) {
+  if (calls_in_flight_ < options_.max_pending_calls && waiting_for_room_.empty()) {
+    return send_call(id, std::move(frame), deadline, std::move(call));
+  }
+  if (!options_.wait_for_room) {
+    return call->complete(msgframe::error::too_many_pending_calls, nullptr);
+  }
+  pending_.emplace(id, Waiting{std::move(call), false, std::move(frame), 0, deadline, true});
+  waiting_for_room_.push_back(id);
+  track_deadline(deadline, id);
+}
+
+// Room was made: the calls waiting for it go out, oldest first (those that timed out while
+// waiting are gone from pending_).
+void ClientCore::start_calls_waiting_for_room() {
+  while (calls_in_flight_ < options_.max_pending_calls && !waiting_for_room_.empty()) {
+    const auto id = waiting_for_room_.front();
+    waiting_for_room_.pop_front();
+    const auto found = pending_.find(id);
+    if (found == pending_.end()) continue;
+    auto waiting = std::move(found->second);
+    pending_.erase(found);
+    send_call(id, std::move(waiting.frame), waiting.deadline, std::move(waiting.call));
+  }
+}
+
+void ClientCore::send_call(std::uint64_t id, std::vector<std::byte> frame,
+                           Clock::time_point deadline, std::unique_ptr<PendingCall> call) {
   if (tcp_connected_) {
     if (server_draining_) return call->complete(msgframe::error::shutting_down, nullptr);
     ++counters_.calls_over_tcp;
     ++tcp_calls_in_flight_;
+    ++calls_in_flight_;
     pending_.emplace(id, Waiting{std::move(call), false, {}, 0, deadline});
     track_deadline(deadline, id);
     send(std::move(frame));
@@ -236,6 +264,7 @@ void ClientCore::start_call(std::uint64_t id, std::vector<std::byte> frame,
     return call->complete(msgframe::error::frame_too_large, nullptr);
   }
   ++counters_.calls_over_udp;
+  ++calls_in_flight_;
   send_datagram(frame);
   const auto resend_at = std::min(deadline, Clock::now() + options_.udp_resend_interval);
   pending_.emplace(
@@ -374,8 +403,13 @@ void ClientCore::complete(std::uint64_t id, boost::system::error_code error,
   const auto found = pending_.find(id);
   if (found == pending_.end()) return;
   auto call = std::move(found->second.call);
-  if (!found->second.over_udp) --tcp_calls_in_flight_;
+  const bool was_sent = !found->second.waiting_for_room;
+  if (was_sent && !found->second.over_udp) --tcp_calls_in_flight_;
   pending_.erase(found);
+  if (was_sent) {
+    --calls_in_flight_;
+    start_calls_waiting_for_room();
+  }
   call->complete(error, reply);
 }
 
@@ -439,7 +473,7 @@ void ClientCore::lose_tcp(boost::system::error_code reason) {
   sending_.clear();
   std::vector<std::uint64_t> lost;
   for (const auto& [id, waiting] : pending_) {
-    if (!waiting.over_udp) lost.push_back(id);
+    if (!waiting.over_udp && !waiting.waiting_for_room) lost.push_back(id);
   }
   for (const auto id : lost) complete(id, reason, nullptr);
   if (!closed_by_user_ && options_.on_disconnect) options_.on_disconnect(reason);
@@ -466,6 +500,8 @@ void ClientCore::close(boost::system::error_code reason) {
   armed_for_ = Clock::time_point::max();
   deadlines_ = {};
   tcp_calls_in_flight_ = 0;
+  calls_in_flight_ = 0;
+  waiting_for_room_.clear();
   auto pending = std::move(pending_);
   pending_.clear();
   for (auto& [id, waiting] : pending) waiting.call->complete(reason, nullptr);

@@ -45,6 +45,9 @@ class ErrorCategory final : public boost::system::error_category {
         return "not connected: connect the client before calling";
       case error::unexpected_response_type:
         return "unexpected response type: the reply is not the message type the call expected";
+      case error::too_many_pending_calls:
+        return "too many pending calls: the client has max_pending_calls calls waiting for "
+               "replies; wait for some, raise the limit, or let calls wait for room";
     }
     return "unknown msgframe error " + std::to_string(value);
   }
@@ -74,7 +77,8 @@ std::ostream& operator<<(std::ostream& out, error value) {
                                           "unknown_server_error",
                                           "connection_lost",
                                           "not_connected",
-                                          "unexpected_response_type"};
+                                          "unexpected_response_type",
+                                          "too_many_pending_calls"};
   const auto index = static_cast<std::size_t>(value) - 1;
   if (index < std::size(names)) return out << names[index];
   return out << "msgframe::error(" << static_cast<int>(value) << ")";

@@ -30,7 +30,7 @@ BOOST_AUTO_TEST_CASE(unknown_values_still_get_a_message) {
 BOOST_AUTO_TEST_CASE(every_error_has_its_own_message_and_name) {
   std::set<std::string> messages;
   std::set<std::string> names;
-  constexpr int last = static_cast<int>(msgframe::error::unexpected_response_type);
+  constexpr int last = static_cast<int>(msgframe::error::too_many_pending_calls);
   for (int value = 1; value <= last; ++value) {
     const auto error = static_cast<msgframe::error>(value);
     messages.insert(make_error_code(error).message());

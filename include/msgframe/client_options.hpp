@@ -25,6 +25,11 @@ struct ClientOptions {
   std::size_t max_datagram_bytes = 65507;
   std::chrono::milliseconds udp_resend_interval{250};
   int udp_resends = 3;
+  // The most calls waiting for replies at once (over TCP and UDP together). A call beyond it
+  // fails at once with error::too_many_pending_calls, or, with wait_for_room, waits unsent
+  // until a reply makes room, in the order the calls were made, or until its deadline.
+  std::size_t max_pending_calls = 100000;
+  bool wait_for_room = false;
   // TCP: after a lost connection (not after close()), connect again in the background until it
   // works, waiting reconnect_backoff_min, doubling up to the max, each wait jittered down by up
   // to half so that the clients of a restarted server spread out. Meanwhile calls fail at once

@@ -35,6 +35,8 @@ enum class error {
   not_connected,
   // The reply's type is not the response type the caller asked for.
   unexpected_response_type,
+  // The client already has ClientOptions::max_pending_calls calls waiting for replies.
+  too_many_pending_calls,
 };
 
 // The "msgframe" category shared by every msgframe error code.

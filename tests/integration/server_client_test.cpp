@@ -399,6 +399,111 @@ BOOST_AUTO_TEST_CASE(a_client_finishes_its_calls_and_leaves_when_the_server_stop
   BOOST_TEST(!drain_timed_out);
 }
 
+// max_pending_calls bounds the calls waiting for replies: one more fails at once, or waits
+// unsent for room (and may time out there), as the caller chooses.
+BOOST_AUTO_TEST_CASE(pending_calls_are_bounded_failing_or_waiting_as_the_caller_chooses) {
+  const auto held_server = [](msgframe::test::HeldEcho& held) {
+    auto server = std::make_unique<msgframe::Server>(msgframe::test::loopback_options(1));
+    held.install(server->router());
+    BOOST_TEST_REQUIRE(!server->start());
+    return server;
+  };
+  const auto call = [](Client& client, std::string text, std::chrono::milliseconds timeout) {
+    return client.async_call<v1::EchoResponse>(echo_request(std::move(text)),
+                                               msgframe::CallOptions{timeout}, asio::use_future);
+  };
+  msgframe::ClientOptions options;
+  options.max_pending_calls = 4;
+
+  msgframe::test::HeldEcho failing_held;
+  const auto failing_server = held_server(failing_held);
+  Client failing(options);
+  BOOST_TEST_REQUIRE(!failing.connect("127.0.0.1", failing_server->port()));
+  std::vector<std::future<v1::EchoResponse>> held_calls;
+  for (int index = 0; index < 4; ++index) {
+    held_calls.push_back(call(failing, "held " + std::to_string(index), generous));
+  }
+  BOOST_TEST_REQUIRE(failing_held.wait_until_holding(4, generous));
+  auto refused = call(failing, "one too many", generous);
+  try {
+    refused.get();
+    BOOST_TEST(false, "a call over max_pending_calls was sent");
+  } catch (const boost::system::system_error& failure) {
+    BOOST_TEST(failure.code() == msgframe::error::too_many_pending_calls);
+  }
+  failing_held.release();
+  for (int index = 0; index < 4; ++index) {
+    BOOST_TEST(held_calls[index].get().payload() == "held " + std::to_string(index));
+  }
+
+  msgframe::test::HeldEcho waiting_held;
+  const auto waiting_server = held_server(waiting_held);
+  options.wait_for_room = true;
+  Client waiting(options);
+  BOOST_TEST_REQUIRE(!waiting.connect("127.0.0.1", waiting_server->port()));
+  held_calls.clear();
+  for (int index = 0; index < 4; ++index) {
+    held_calls.push_back(call(waiting, "held " + std::to_string(index), generous));
+  }
+  BOOST_TEST_REQUIRE(waiting_held.wait_until_holding(4, generous));
+  auto first_waiting = call(waiting, "waited first", generous);
+  auto expiring = call(waiting, "waits too long", std::chrono::milliseconds(100));
+  auto second_waiting = call(waiting, "waited second", generous);
+  try {
+    expiring.get();
+    BOOST_TEST(false, "a call waiting for room was answered before room was made");
+  } catch (const boost::system::system_error& failure) {
+    BOOST_TEST(failure.code() == msgframe::error::timeout);
+  }
+  BOOST_TEST(waiting_server->stats().requests == 4u);  // the waiting calls were not sent
+  waiting_held.release();
+  for (int index = 0; index < 4; ++index) {
+    BOOST_TEST(held_calls[index].get().payload() == "held " + std::to_string(index));
+  }
+  BOOST_TEST(first_waiting.get().payload() == "waited first");
+  BOOST_TEST(second_waiting.get().payload() == "waited second");
+  BOOST_TEST(waiting_server->stats().requests == 6u);  // the expired one never was
+}
+
+// With reconnect on, a TCP client whose server went away fails calls at once meanwhile, and
+// connects again by itself (with backoff) once a server is back on the port.
+BOOST_AUTO_TEST_CASE(a_reconnecting_client_comes_back_when_the_server_does) {
+  auto options = msgframe::test::loopback_options(1);
+  options.serve_udp = false;
+  auto server = std::make_unique<TestServer>(options);
+  server->start();
+  options.port = server->port();
+
+  msgframe::ClientOptions client_options;
+  client_options.reconnect = true;
+  client_options.reconnect_backoff_min = std::chrono::milliseconds(20);
+  client_options.reconnect_backoff_max = std::chrono::milliseconds(200);
+  std::promise<boost::system::error_code> lost;
+  std::atomic<bool> lost_before{false};  // the second server's stop at the end is a loss too
+  client_options.on_disconnect = [&](boost::system::error_code reason) {
+    if (!lost_before.exchange(true)) lost.set_value(reason);
+  };
+  Client client(client_options);
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", options.port));
+  BOOST_TEST(client.call<v1::EchoResponse>(echo_request("before"), generous).payload() == "before");
+
+  server.reset();
+  auto reason = lost.get_future();
+  BOOST_TEST_REQUIRE((reason.wait_for(generous) == std::future_status::ready));
+  BOOST_TEST(reason.get() == msgframe::error::shutting_down);
+  BOOST_CHECK_THROW(client.call<v1::EchoResponse>(echo_request("meanwhile"), generous),
+                    boost::system::system_error);
+
+  TestServer back(options);
+  back.start();
+  const auto deadline = std::chrono::steady_clock::now() + generous;
+  while (client.stats().tcp_reconnects == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  BOOST_TEST_REQUIRE(client.stats().tcp_reconnects == 1u);
+  BOOST_TEST(client.call<v1::EchoResponse>(echo_request("after"), generous).payload() == "after");
+}
+
 // What a connection hears once stop() has begun: the ShuttingDown notice (a session stop()
 // drains) or a close (accepted too late to be served). Silence is a session stop() missed, or a
 // connection the server never knew: one whose handshake was still in the listener's queue when

@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -71,9 +72,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   struct Waiting {
     std::unique_ptr<PendingCall> call;
     bool over_udp = false;
-    std::vector<std::byte> frame;  // kept for resends over UDP
+    std::vector<std::byte> frame;  // kept for resends over UDP, and while waiting for room
     int resends_left = 0;
     Clock::time_point deadline;
+    bool waiting_for_room = false;  // not sent yet: max_pending_calls are in flight
   };
 
   struct Tls;
@@ -88,6 +90,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void lose_tcp(boost::system::error_code reason);
   void set_transport(Transport transport);
   void send(std::vector<std::byte> frame);
+  void send_call(std::uint64_t id, std::vector<std::byte> frame, Clock::time_point deadline,
+                 std::unique_ptr<PendingCall> call);
+  void start_calls_waiting_for_room();
 
   void read();
   void on_read(const boost::system::error_code& error, std::size_t bytes);
@@ -139,6 +144,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::minstd_rand jitter_{std::random_device{}()};
 
   std::unordered_map<std::uint64_t, Waiting> pending_;
+  std::size_t calls_in_flight_ = 0;             // in pending_, sent
+  std::deque<std::uint64_t> waiting_for_room_;  // in pending_ (unless timed out), oldest first
   // Deadlines and resend times, earliest first; entries of calls already completed are skipped.
   using Deadline = std::pair<Clock::time_point, std::uint64_t>;
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;
