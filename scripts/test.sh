@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the unit tests in the default and the
-# sanitizer (ASan + UBSan) builds, then each fuzz target for MSGFRAME_FUZZ_SECONDS (default 60).
+# sanitizer (ASan + UBSan) builds, the client and server tests under ThreadSanitizer, then each
+# fuzz target for a bounded time (see tests/fuzz/CMakeLists.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-for preset in default asan; do
+for preset in default asan tsan; do
   echo "== $preset build and tests"
   cmake --preset "$preset"
   cmake --build --preset "$preset"

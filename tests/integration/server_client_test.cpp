@@ -878,12 +878,12 @@ BOOST_AUTO_TEST_CASE(a_client_is_told_when_its_connection_is_lost) {
 }
 
 BOOST_AUTO_TEST_CASE(connections_over_max_sessions_are_told_overloaded_and_closed) {
+  std::mutex closed_mutex;  // before the server: its threads notify until it is destroyed
+  std::condition_variable closed_changed;
+  std::size_t closed = 0;
   auto options = msgframe::test::loopback_options(2);
   options.max_sessions = 2;
   TestServer server(options);
-  std::mutex closed_mutex;
-  std::condition_variable closed_changed;
-  std::size_t closed = 0;
   server.server.on_session_closed([&](std::uint64_t) {
     const std::lock_guard lock(closed_mutex);
     ++closed;
