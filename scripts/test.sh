@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the unit tests in the default and the
 # sanitizer (ASan + UBSan) builds, the client and server tests under ThreadSanitizer, then each
-# fuzz target for a bounded time (see tests/fuzz/CMakeLists.txt).
+# fuzz target for a share of MSGFRAME_FUZZ_SECONDS (default 60 in total; tests/fuzz/CMakeLists.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -2,6 +2,7 @@
 // replies matched to calls by id, deadlines from one timer, and the fallback from TCP to UDP.
 #include "msgframe/detail/client_core.hpp"
 
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
@@ -20,6 +21,12 @@ namespace {
 
 // The protocol's prefix is 4 bytes: a frame less its prefix is the datagram.
 constexpr std::size_t frame_prefix_bytes = 4;
+
+// What the connection keeps of its read buffer (and TLS write buffer) between bursts: a large
+// reply once does not pin its size for the life of the client.
+std::size_t retained_buffer_bytes(const ClientOptions& options) {
+  return std::max<std::size_t>(4 * options.read_bytes, 256 * 1024);
+}
 
 }  // namespace
 
@@ -307,6 +314,9 @@ void ClientCore::flush() {
     if (generation != self->connection_generation_) return;
     self->writing_ = false;
     self->sending_.clear();
+    if (self->tls_ && self->tls_->write_buffer.capacity() > retained_buffer_bytes(self->options_)) {
+      self->tls_->write_buffer = std::vector<std::byte>();
+    }
     if (error) return self->lose_tcp(msgframe::error::connection_lost);
     self->flush();
   };
@@ -353,6 +363,7 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
   }
   handling_replies_ = false;
   if (decoder_.error()) return lose_tcp(decoder_.error());
+  decoder_.release_if_empty(retained_buffer_bytes(options_));
   leave_if_drained();
   if (!tcp_connected_) return;
   flush();

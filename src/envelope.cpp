@@ -42,12 +42,36 @@ bool read_view(CodedInputStream& input, const std::uint8_t* base, std::string_vi
   return true;
 }
 
-bool read_error(CodedInputStream& input, v1::Error& error) {
+enum ErrorField : int { code_field = 1, message_field = 2 };
+
+// Read by hand, not by protobuf's parser: that one logs every message that is not UTF-8, which
+// would let any peer write to the server's log at will. Repeated occurrences merge (the last
+// code and message win), as protobuf's own parser does.
+bool read_error(CodedInputStream& input, const std::uint8_t* base, v1::Error& error) {
   int length = 0;
   if (!input.ReadVarintSizeAsInt(&length)) return false;
   const auto limit = input.PushLimit(length);
-  // Repeated occurrences of a message field merge, as protobuf's own parser does.
-  const bool parsed = error.MergePartialFromCodedStream(&input) && input.ConsumedEntireMessage();
+  bool parsed = true;
+  while (parsed) {
+    const std::uint32_t tag = input.ReadTag();
+    if (tag == 0) break;
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const auto wire_type = WireFormatLite::GetTagWireType(tag);
+    std::uint64_t code = 0;
+    std::string_view message;
+    if (field == 0) {
+      parsed = false;
+    } else if (field == code_field && wire_type == WireFormatLite::WIRETYPE_VARINT) {
+      parsed = input.ReadVarint64(&code);
+      error.set_code(static_cast<v1::ErrorCode>(static_cast<std::int32_t>(code)));
+    } else if (field == message_field && wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      parsed = read_view(input, base, message) && is_valid_utf8(message);
+      if (parsed) error.set_message(std::string(message));
+    } else {
+      parsed = WireFormatLite::SkipField(&input, tag);
+    }
+  }
+  parsed = parsed && input.ConsumedEntireMessage();
   input.PopLimit(limit);
   return parsed;
 }
@@ -76,7 +100,7 @@ bool read_fields(CodedInputStream& input, const std::uint8_t* base, EnvelopeView
       out.payload = std::as_bytes(std::span(bytes.data(), bytes.size()));
     } else if (field == error_field && delimited) {
       if (!out.error) out.error.emplace();
-      if (!read_error(input, *out.error)) return false;
+      if (!read_error(input, base, *out.error)) return false;
     } else if (!WireFormatLite::SkipField(&input, tag)) {  // unknown, or a known number with a
       return false;                                        // foreign wire type, as protobuf does
     }

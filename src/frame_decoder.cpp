@@ -44,6 +44,13 @@ void FrameDecoder::reset() noexcept {
   error_.clear();
 }
 
+void FrameDecoder::release_if_empty(std::size_t keep) noexcept {
+  if (read_position_ != write_position_ || capacity_ <= keep) return;
+  storage_.reset();
+  capacity_ = 0;
+  read_position_ = write_position_ = prepared_bytes_ = 0;
+}
+
 // The growth limit keeps capacity within one frame plus one read: the pending bytes of a drained
 // decoder are a partial frame, so `needed` never exceeds it unless next() was not called.
 void FrameDecoder::make_room(std::size_t bytes) {

@@ -1,12 +1,20 @@
 // A server session: the read loop over the frame decoder, request dispatch, batched writes.
 #include "session.hpp"
 
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/write.hpp>
 
 namespace msgframe {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// How long a session we close waits for its peer to close too (see close_after_peer).
+constexpr std::chrono::seconds close_linger{2};
+
+}  // namespace
 
 Session::Session(Server::Impl& server, asio::ip::tcp::socket socket, std::uint64_t id)
     : server_(server),
@@ -98,6 +106,7 @@ void Session::on_read(const boost::system::error_code& error, std::size_t bytes)
   if (closed_) return;
   if (error) {
     // The peer closed or reset: answer what is in flight if it still listens, then close.
+    peer_closed_ = true;
     reading_stopped_ = true;
     close_when_drained();
     return;
@@ -111,6 +120,7 @@ void Session::on_read(const boost::system::error_code& error, std::size_t bytes)
     frames_completed = true;
   }
   dispatching_ = false;
+  decoder_.release_if_empty(retained_buffer_bytes());
   watch_partial_frame(frames_completed);
   if (decoder_.error()) {
     fail_stream(decoder_.error());
@@ -320,6 +330,9 @@ void Session::on_written(const boost::system::error_code& error) {
   ++server_.counters.writes;
   writing_ = false;
   sending_.clear();
+  if (sending_.capacity() > retained_buffer_bytes()) {
+    sending_ = std::vector<std::byte>();  // after a burst: give it back (`= {}` would keep it)
+  }
   if (error) {
     queued_.clear();
     close();
@@ -328,6 +341,13 @@ void Session::on_written(const boost::system::error_code& error) {
   flush();
   close_when_drained();
   resume_reading_if_room();
+}
+
+// What a session keeps of its read and write buffers between bursts: enough that steady
+// traffic reuses them without allocating, little enough that thousands of sessions that once
+// sent a large message do not each hold its size.
+std::size_t Session::retained_buffer_bytes() const noexcept {
+  return std::max<std::size_t>(4 * server_.options.read_bytes, 256 * 1024);
 }
 
 void Session::on_async_handler(bool started) {
@@ -353,7 +373,8 @@ void Session::force_close() { close(); }
 void Session::close_when_drained() {
   if (!reading_stopped_ || closed_) return;
   if (writing_ || !queued_.empty() || async_handlers_ > 0) return;
-  close();
+  if (peer_closed_) return close();
+  close_after_peer();
 }
 
 void Session::close() {
@@ -365,6 +386,39 @@ void Session::close() {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   server_.remove_session(id_);
+}
+
+// We close first (a bad prefix, a frame timeout, a refusal) while the peer may still be
+// sending. Closing a socket with unread input makes the kernel send a reset, and a reset makes
+// the peer's kernel drop the replies the peer has not read yet. So: end our side (FIN after the
+// last reply), discard what the peer still sends until it closes too, and close then, or after
+// close_linger at the latest.
+void Session::close_after_peer() {
+  closed_ = true;
+  frame_timer_.cancel();
+  idle_timer_.cancel();
+  server_.remove_session(id_);
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  discarded_ = std::make_unique<std::array<std::byte, 4096>>();
+  frame_timer_.expires_after(close_linger);
+  frame_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
+    if (error) return;
+    boost::system::error_code ignored;
+    self->socket_.close(ignored);  // ends discard_input()
+  });
+  discard_input();
+}
+
+void Session::discard_input() {
+  socket_.async_read_some(
+      asio::buffer(*discarded_),
+      [self = shared_from_this()](const boost::system::error_code& error, std::size_t) {
+        if (!error) return self->discard_input();
+        self->frame_timer_.cancel();
+        boost::system::error_code ignored;
+        self->socket_.close(ignored);
+      });
 }
 
 std::string Session::peer_name() const {

@@ -1,6 +1,7 @@
 // One TCP connection of the server: reads frames, dispatches requests, writes replies in batches.
 #pragma once
 
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -47,6 +48,7 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   void read();
   void read_into_buffer();
   bool backed_up() const noexcept;
+  std::size_t retained_buffer_bytes() const noexcept;
   void read_unless_backed_up();
   void resume_reading_if_room();
   void watch_partial_frame(bool frames_completed);
@@ -64,6 +66,8 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   void on_written(const boost::system::error_code& error);
   void close_when_drained();
   void close();
+  void close_after_peer();
+  void discard_input();
   std::string peer_name() const;
 
   Server::Impl& server_;
@@ -92,6 +96,8 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   std::chrono::steady_clock::time_point
       last_read_;  // by backpressure; resumed as replies are written
   bool closed_ = false;
+  bool peer_closed_ = false;                                // its read side: EOF or an error
+  std::unique_ptr<std::array<std::byte, 4096>> discarded_;  // while closing after the peer
 
   // Posting each event on its own could reorder them: a post from one of the server's I/O threads
   // waits in that thread's private queue while a post from another thread goes straight in.

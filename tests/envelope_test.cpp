@@ -6,6 +6,8 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <google/protobuf/stubs/logging.h>
+
 #include <boost/test/unit_test.hpp>
 #include <cstdio>
 #include <random>
@@ -194,6 +196,30 @@ BOOST_AUTO_TEST_CASE(error_fields_are_read_and_repeated_ones_merge) {
   BOOST_TEST_REQUIRE(view.error.has_value());
   BOOST_TEST(view.error->code() == v1::ERROR_CODE_TIMEOUT);
   BOOST_TEST(view.error->message() == "too slow");
+}
+
+// The error is read by hand: protobuf's parser would log every non-UTF-8 message, a log any
+// peer could fill. Such a message is still refused; unknown fields inside are skipped.
+BOOST_AUTO_TEST_CASE(an_error_message_that_is_not_utf8_is_a_bad_envelope_and_unknowns_skip) {
+  static int logged = 0;
+  const auto previous = google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel, const char*, int, const std::string&) { ++logged; });
+  std::uint64_t id = 0;
+  const auto bad_message = WireWriter().varint(2, 5).bytes(2, "no\xff").finish();
+  const auto bytes =
+      WireWriter().varint(1, 6).varint(2, v1::KIND_ERROR).bytes(5, bad_message).finish();
+  BOOST_TEST(parse_error(bytes, id) == msgframe::error::bad_envelope);
+  BOOST_TEST(id == 6u);
+  google::protobuf::SetLogHandler(previous);
+  BOOST_TEST(logged == 0);
+
+  const auto with_unknowns =
+      WireWriter().varint(9, 1).bytes(2, "fine").bytes(10, "x").varint(1, 7).finish();
+  const auto view =
+      parse_ok(WireWriter().varint(2, v1::KIND_ERROR).bytes(5, with_unknowns).finish());
+  BOOST_TEST_REQUIRE(view.error.has_value());
+  BOOST_TEST(view.error->code() == v1::ERROR_CODE_TIMEOUT);
+  BOOST_TEST(view.error->message() == "fine");
 }
 
 BOOST_AUTO_TEST_CASE(kinds_outside_one_to_four_are_bad_envelopes) {

@@ -239,3 +239,28 @@ BOOST_AUTO_TEST_CASE(a_moved_decoder_keeps_its_state) {
   BOOST_TEST_REQUIRE(body.has_value());
   BOOST_TEST((Bytes(body->begin(), body->end()) == bytes_of("ok")));
 }
+
+BOOST_AUTO_TEST_CASE(release_if_empty_frees_a_large_idle_buffer_only) {
+  const FrameOptions options;
+  const Bytes large(100000, std::byte{7});
+  const auto stream = encode(options, {large, Bytes{std::byte{1}}});
+  FrameDecoder decoder(options);
+  decoder.feed(std::span(stream).first(stream.size() - 2));  // the second frame is partial
+  BOOST_TEST_REQUIRE(decoder.next().has_value());
+  decoder.release_if_empty(1024);
+  BOOST_TEST(decoder.buffer_capacity() >= 100000u, "a buffer holding a partial frame was freed");
+
+  decoder.feed(std::span(stream).last(2));
+  const auto small = decoder.next();
+  BOOST_TEST_REQUIRE(small.has_value());
+  BOOST_TEST((Bytes(small->begin(), small->end()) == Bytes{std::byte{1}}));
+  const auto capacity = decoder.buffer_capacity();
+  decoder.release_if_empty(capacity);  // not over `keep`: kept
+  BOOST_TEST(decoder.buffer_capacity() == capacity);
+  decoder.release_if_empty(1024);
+  BOOST_TEST(decoder.buffer_capacity() == 0u);
+
+  decoder.feed(stream);  // and it decodes on, from a new buffer
+  BOOST_TEST(decoder.next()->size() == large.size());
+  BOOST_TEST(decoder.next()->size() == 1u);
+}

@@ -64,6 +64,11 @@ class FrameDecoder {
   // Forgets buffered bytes and any error; keeps the buffer's memory for reuse.
   void reset() noexcept;
 
+  // Frees the buffer when it holds no bytes and is larger than `keep`: a connection that had a
+  // large frame once need not hold that much memory while it waits for small ones. The next
+  // prepare() allocates again.
+  void release_if_empty(std::size_t keep) noexcept;
+
   const FrameOptions& options() const noexcept { return options_; }
 
  private:

@@ -57,7 +57,7 @@ inline ServerOptions draining_options(std::atomic<bool>& timed_out, std::size_t 
 }
 
 // An echo handler that holds each request until release(): requests in flight on demand. Call
-// release() before the server stops.
+// release() before the server stops, and make the server outlive it.
 class HeldEcho {
  public:
   void install(Router& router) {
@@ -82,9 +82,12 @@ class HeldEcho {
   void release() {
     const std::lock_guard lock(mutex_);
     released_ = true;
+    // The timers go with the cancels: none may outlive the server's io_context.
     for (auto& timer : held_) {
-      boost::asio::post(timer->get_executor(), [timer] { timer->cancel(); });
+      const auto executor = timer->get_executor();
+      boost::asio::post(executor, [timer = std::move(timer)] { timer->cancel(); });
     }
+    held_.clear();
   }
 
  private:
