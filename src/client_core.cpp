@@ -22,11 +22,15 @@ namespace {
 // The protocol's prefix is 4 bytes: a frame less its prefix is the datagram.
 constexpr std::size_t frame_prefix_bytes = 4;
 
-// What the connection keeps of its read buffer (and TLS write buffer) between bursts: a large
-// reply once does not pin its size for the life of the client.
+// What the connection keeps of its read buffer (and TLS write buffer) once traffic is quiet: a
+// large reply once does not pin its size for the life of the client.
 std::size_t retained_buffer_bytes(const ClientOptions& options) {
   return std::max<std::size_t>(4 * options.read_bytes, 256 * 1024);
 }
+
+// How often a connection with large buffers looks whether it can give them back: not after
+// every message, which would make a stream of large replies allocate a buffer for each.
+constexpr std::chrono::seconds trim_interval{1};
 
 }  // namespace
 
@@ -48,6 +52,7 @@ ClientCore::ClientCore(asio::any_io_executor executor, const ClientOptions& opti
       deadline_timer_(strand_),
       connect_timer_(strand_),
       reconnect_timer_(strand_),
+      trim_timer_(strand_),
       tls_(options.tls
                ? std::make_unique<Tls>(Tls{
                      make_client_tls_context(*options.tls), options.tls->server_name, nullptr, {}})
@@ -163,6 +168,7 @@ void ClientCore::on_tcp_connected() {
   boost::system::error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
   decoder_.reset();
+  waiting_readable_ = false;
   close_reason_.clear();
   server_draining_ = false;
   ++connection_generation_;
@@ -314,9 +320,7 @@ void ClientCore::flush() {
     if (generation != self->connection_generation_) return;
     self->writing_ = false;
     self->sending_.clear();
-    if (self->tls_ && self->tls_->write_buffer.capacity() > retained_buffer_bytes(self->options_)) {
-      self->tls_->write_buffer = std::vector<std::byte>();
-    }
+    self->trim_buffers_later();
     if (error) return self->lose_tcp(msgframe::error::connection_lost);
     self->flush();
   };
@@ -337,7 +341,27 @@ void ClientCore::flush() {
   asio::async_write(socket_, send_buffers_, std::move(handler));
 }
 
+// While the read buffer is empty but large, wait for the socket to turn readable before taking
+// it, so that trim_buffers() may free it meanwhile (not with TLS, whose stream may hold bytes
+// already read from the socket).
 void ClientCore::read() {
+  if (!tls_ && decoder_.pending_bytes() == 0 &&
+      decoder_.buffer_capacity() > retained_buffer_bytes(options_)) {
+    waiting_readable_ = true;
+    socket_.async_wait(tcp::socket::wait_read,
+                       [self = shared_from_this(), generation = connection_generation_](
+                           const boost::system::error_code& error) {
+                         if (generation != self->connection_generation_) return;
+                         self->waiting_readable_ = false;
+                         if (error) return self->on_read(error, 0);
+                         self->read_into_buffer();
+                       });
+    return;
+  }
+  read_into_buffer();
+}
+
+void ClientCore::read_into_buffer() {
   const auto space = decoder_.prepare(options_.read_bytes);
   const auto buffer = asio::buffer(space.data(), space.size());
   auto handler = [self = shared_from_this(), generation = connection_generation_](
@@ -363,7 +387,11 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
   }
   handling_replies_ = false;
   if (decoder_.error()) return lose_tcp(decoder_.error());
-  decoder_.release_if_empty(retained_buffer_bytes(options_));
+  if (trim_read_buffer_due_) {
+    trim_read_buffer_due_ = false;
+    decoder_.release_if_empty(retained_buffer_bytes(options_));
+  }
+  trim_buffers_later();
   leave_if_drained();
   if (!tcp_connected_) return;
   flush();
@@ -422,6 +450,36 @@ void ClientCore::complete(std::uint64_t id, boost::system::error_code error,
     start_calls_waiting_for_room();
   }
   call->complete(error, reply);
+}
+
+// ---- Buffers ----------------------------------------------------------------------------------
+
+void ClientCore::trim_buffers_later() {
+  const auto keep = retained_buffer_bytes(options_);
+  const bool large =
+      decoder_.buffer_capacity() > keep || (tls_ && tls_->write_buffer.capacity() > keep);
+  if (trim_timer_armed_ || !large) return;
+  trim_timer_armed_ = true;
+  trim_timer_.expires_after(trim_interval);
+  trim_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
+    self->trim_timer_armed_ = false;
+    if (!error) self->trim_buffers();
+  });
+}
+
+void ClientCore::trim_buffers() {
+  const auto keep = retained_buffer_bytes(options_);
+  // A read in progress writes into the read buffer: then the end of that read frees it.
+  if (waiting_readable_ || !tcp_connected_) {
+    decoder_.release_if_empty(keep);
+  } else {
+    trim_read_buffer_due_ = true;
+  }
+  // `= {}` would keep the capacity: it assigns an empty initializer list.
+  if (tls_ && !writing_ && tls_->write_buffer.capacity() > keep) {
+    tls_->write_buffer = std::vector<std::byte>();
+  }
+  trim_buffers_later();  // still large because still busy: look again later
 }
 
 // ---- Deadlines and resends --------------------------------------------------------------------
@@ -504,6 +562,7 @@ void ClientCore::close(boost::system::error_code reason) {
   resolver_.cancel();
   connect_timer_.cancel();
   reconnect_timer_.cancel();
+  trim_timer_.cancel();
   udp_socket_.close(ignored);
   if (tcp_connected_) lose_tcp(reason);
   socket_.close(ignored);

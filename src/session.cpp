@@ -13,6 +13,8 @@ namespace {
 
 // How long a session we close waits for its peer to close too (see close_after_peer).
 constexpr std::chrono::seconds close_linger{2};
+// How often a session with large buffers looks whether it can give them back.
+constexpr std::chrono::seconds trim_interval{1};
 
 }  // namespace
 
@@ -24,7 +26,8 @@ Session::Session(Server::Impl& server, asio::ip::tcp::socket socket, std::uint64
       id_(id),
       decoder_(server.frame_options),
       frame_timer_(socket_.get_executor()),
-      idle_timer_(socket_.get_executor()) {
+      idle_timer_(socket_.get_executor()),
+      trim_timer_(socket_.get_executor()) {
   boost::system::error_code ignored;
   const auto peer = socket_.remote_endpoint(ignored);
   context_.session_id = id_;
@@ -82,12 +85,19 @@ void Session::serve(Server::Impl::Admission admission) {
 }
 
 // A session takes no read buffer until its first bytes arrive: thousands of idle connections
-// cost their socket and this object, not a read's worth of memory each. (Not with TLS: the
-// handshake may have read the first request already, so the socket may never turn readable.)
+// cost their socket and this object, not a read's worth of memory each. It waits the same way
+// while its buffer is empty but large, so that trim_buffers() may free it meanwhile. (Not with
+// TLS: the handshake may have read the first request already, so the socket may never turn
+// readable.)
 void Session::read() {
-  if (tls_ || decoder_.buffer_capacity() > 0) return read_into_buffer();
+  const auto capacity = decoder_.buffer_capacity();
+  const bool buffer_unneeded =
+      decoder_.pending_bytes() == 0 && (capacity == 0 || capacity > retained_buffer_bytes());
+  if (tls_ || !buffer_unneeded) return read_into_buffer();
+  waiting_readable_ = true;
   socket_.async_wait(asio::ip::tcp::socket::wait_read,
                      [self = shared_from_this()](const boost::system::error_code& error) {
+                       self->waiting_readable_ = false;
                        if (error) return self->on_read(error, 0);
                        self->read_into_buffer();
                      });
@@ -120,7 +130,11 @@ void Session::on_read(const boost::system::error_code& error, std::size_t bytes)
     frames_completed = true;
   }
   dispatching_ = false;
-  decoder_.release_if_empty(retained_buffer_bytes());
+  if (trim_read_buffer_due_) {
+    trim_read_buffer_due_ = false;
+    decoder_.release_if_empty(retained_buffer_bytes());
+  }
+  trim_buffers_later();
   watch_partial_frame(frames_completed);
   if (decoder_.error()) {
     fail_stream(decoder_.error());
@@ -330,9 +344,7 @@ void Session::on_written(const boost::system::error_code& error) {
   ++server_.counters.writes;
   writing_ = false;
   sending_.clear();
-  if (sending_.capacity() > retained_buffer_bytes()) {
-    sending_ = std::vector<std::byte>();  // after a burst: give it back (`= {}` would keep it)
-  }
+  trim_buffers_later();
   if (error) {
     queued_.clear();
     close();
@@ -343,11 +355,44 @@ void Session::on_written(const boost::system::error_code& error) {
   resume_reading_if_room();
 }
 
-// What a session keeps of its read and write buffers between bursts: enough that steady
+// What a session keeps of its read and write buffers once traffic is quiet: enough that steady
 // traffic reuses them without allocating, little enough that thousands of sessions that once
-// sent a large message do not each hold its size.
+// carried a large message do not each hold its size.
 std::size_t Session::retained_buffer_bytes() const noexcept {
   return std::max<std::size_t>(4 * server_.options.read_bytes, 256 * 1024);
+}
+
+// Buffers larger than that are looked at every trim_interval, and freed when empty then: not
+// at once after each message, which would make a stream of large messages allocate (and fault
+// in) a fresh buffer for every one.
+void Session::trim_buffers_later() {
+  const auto keep = retained_buffer_bytes();
+  if (trim_timer_armed_ || closed_) return;
+  if (decoder_.buffer_capacity() <= keep && queued_.capacity() <= keep &&
+      sending_.capacity() <= keep) {
+    return;
+  }
+  trim_timer_armed_ = true;
+  trim_timer_.expires_after(trim_interval);
+  trim_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
+    self->trim_timer_armed_ = false;
+    if (!error) self->trim_buffers();
+  });
+}
+
+void Session::trim_buffers() {
+  if (closed_) return;
+  const auto keep = retained_buffer_bytes();
+  // A read in progress writes into the read buffer: then the end of that read frees it.
+  if (waiting_readable_) {
+    decoder_.release_if_empty(keep);
+  } else {
+    trim_read_buffer_due_ = true;
+  }
+  // `= {}` would keep the capacity: it assigns an empty initializer list.
+  if (queued_.empty() && queued_.capacity() > keep) queued_ = std::vector<std::byte>();
+  if (!writing_ && sending_.capacity() > keep) sending_ = std::vector<std::byte>();
+  trim_buffers_later();  // still large because still busy: look again later
 }
 
 void Session::on_async_handler(bool started) {
@@ -382,6 +427,7 @@ void Session::close() {
   closed_ = true;
   frame_timer_.cancel();
   idle_timer_.cancel();
+  trim_timer_.cancel();
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
@@ -397,6 +443,7 @@ void Session::close_after_peer() {
   closed_ = true;
   frame_timer_.cancel();
   idle_timer_.cancel();
+  trim_timer_.cancel();
   server_.remove_session(id_);
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);

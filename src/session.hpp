@@ -49,6 +49,8 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   void read_into_buffer();
   bool backed_up() const noexcept;
   std::size_t retained_buffer_bytes() const noexcept;
+  void trim_buffers_later();
+  void trim_buffers();
   void read_unless_backed_up();
   void resume_reading_if_room();
   void watch_partial_frame(bool frames_completed);
@@ -93,6 +95,10 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   bool frame_timer_armed_ = false;
   bool frame_begun_ = false;  // the deadline is that of the partial frame now in the decoder
   boost::asio::steady_timer idle_timer_;  // armed only when ServerOptions::idle_timeout is set
+  boost::asio::steady_timer trim_timer_;  // armed only while a buffer is over the retained size
+  bool trim_timer_armed_ = false;
+  bool trim_read_buffer_due_ = false;  // the next read's end frees the read buffer if empty
+  bool waiting_readable_ = false;      // no read holds the read buffer
   std::chrono::steady_clock::time_point
       last_read_;  // by backpressure; resumed as replies are written
   bool closed_ = false;

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
@@ -128,6 +129,24 @@ BOOST_AUTO_TEST_CASE(calls_over_tls_to_a_verified_server) {
   BOOST_TEST(server.server.stats().tls_handshakes_failed == 0u);
 }
 
+// Large buffers are looked at once a second while traffic goes on; with TLS a read is always in
+// progress into them. A stream of 1 MiB echoes lasting past several looks arrives intact.
+BOOST_AUTO_TEST_CASE(a_stream_of_large_messages_over_tls_is_intact) {
+  TestServer server(tls_server_options());
+  server.start();
+  Client client(tls_client_options());
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2500);
+  int echoes = 0;
+  for (; echoes < 2000 && std::chrono::steady_clock::now() < until; ++echoes) {
+    const auto request =
+        echo_request(std::string((1 << 20) + echoes, static_cast<char>('a' + echoes % 26)));
+    const auto reply = client.call<v1::EchoResponse>(request, generous);
+    BOOST_TEST_REQUIRE(reply.payload() == request.payload(), "echo " << echoes);
+  }
+  BOOST_TEST(echoes > 10);
+}
+
 BOOST_AUTO_TEST_CASE(an_untrusted_or_misnamed_server_is_refused) {
   TestServer server(tls_server_options());
   server.start();
@@ -187,6 +206,24 @@ BOOST_AUTO_TEST_CASE(mutual_tls_lets_in_only_clients_with_a_trusted_certificate)
   Client client(trusted);
   BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
   BOOST_TEST(echo_works(client));
+}
+
+// TLS 1.2 or newer only: a peer that offers at most TLS 1.1 gets no session.
+BOOST_AUTO_TEST_CASE(a_client_offering_only_tls_1_1_is_refused) {
+  TestServer server(tls_server_options());
+  server.start();
+  asio::io_context io;
+  asio::ssl::context old_tls(asio::ssl::context::tls_client);
+  SSL_CTX_set_security_level(old_tls.native_handle(), 0);  // let this side offer it at all
+  SSL_CTX_set_min_proto_version(old_tls.native_handle(), TLS1_VERSION);
+  SSL_CTX_set_max_proto_version(old_tls.native_handle(), TLS1_1_VERSION);
+  old_tls.set_verify_mode(asio::ssl::verify_none);
+  asio::ssl::stream<asio::ip::tcp::socket> stream(io, old_tls);
+  stream.lowest_layer().connect({asio::ip::address_v4::loopback(), server.port()});
+  boost::system::error_code error;
+  stream.handshake(asio::ssl::stream_base::client, error);
+  BOOST_TEST(error, "a TLS 1.1 handshake succeeded");
+  BOOST_TEST(wait_for([&] { return server.server.stats().tls_handshakes_failed >= 1u; }));
 }
 
 BOOST_AUTO_TEST_CASE(plaintext_or_silence_at_a_tls_port_is_closed_and_harms_no_one) {

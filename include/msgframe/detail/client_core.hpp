@@ -95,6 +95,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void start_calls_waiting_for_room();
 
   void read();
+  void read_into_buffer();
   void on_read(const boost::system::error_code& error, std::size_t bytes);
   void receive_datagram();
   void on_envelope(const EnvelopeView& envelope);
@@ -105,6 +106,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void on_deadline_timer();
   void complete(std::uint64_t id, boost::system::error_code error, const EnvelopeView* reply);
   void leave_if_drained();
+  void trim_buffers_later();
+  void trim_buffers();
 
   const ClientOptions options_;
   Strand strand_;
@@ -114,7 +117,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   boost::asio::steady_timer deadline_timer_;
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer reconnect_timer_;
-  std::unique_ptr<Tls> tls_;  // null without TLS
+  boost::asio::steady_timer trim_timer_;  // armed only while a buffer is over the retained size
+  bool trim_timer_armed_ = false;
+  bool trim_read_buffer_due_ = false;  // the next read's end frees the read buffer if empty
+  bool waiting_readable_ = false;      // no read holds the read buffer
+  std::unique_ptr<Tls> tls_;           // null without TLS
   FrameDecoder decoder_;
   const FrameEncoder encoder_;
   std::vector<std::byte> datagram_;  // receive buffer, one byte over the limit
