@@ -19,6 +19,9 @@ const ClientOptions& validated(const ClientOptions& options) {
     throw std::invalid_argument(
         "ClientOptions: udp_resends must be >= 0, intervals positive, backoff max >= min");
   }
+  if (options.max_pending_calls == 0) {
+    throw std::invalid_argument("ClientOptions: max_pending_calls is 0 (no call could be made)");
+  }
   if (options.tls && options.transport == Transport::udp) {
     throw std::invalid_argument("ClientOptions: TLS protects TCP only; it cannot go over UDP");
   }

@@ -40,7 +40,9 @@ struct ClientCore::Tls {
   // This connection's stream. The completions of its reads and writes hold it too: after a lost
   // connection they may still be queued when the next connection makes a new one.
   std::shared_ptr<TlsStream> stream;
-  std::vector<std::byte> write_buffer;  // a write's frames in one piece: few TLS records
+  // A write's frames in one piece (few TLS records). Shared with the write's completion, which
+  // may still use it after a lost connection, while the next connection writes from another.
+  std::shared_ptr<std::vector<std::byte>> write_buffer;
 };
 
 ClientCore::ClientCore(asio::any_io_executor executor, const ClientOptions& options)
@@ -74,6 +76,10 @@ ClientStats ClientCore::stats() const noexcept {
 void ClientCore::connect(std::string host, std::uint16_t port, ConnectHandler done) {
   if (is_connected()) return done({});
   closed_by_user_ = false;
+  // This connect replaces the background reconnects (TCP with reconnect on, or TLS in automatic
+  // mode): they would otherwise close the socket it is connecting.
+  ++open_generation_;
+  reconnect_timer_.cancel();
   if (tls_ && options_.tls->server_name.empty()) tls_->server_name = host;
   const auto generation = open_generation_;
   connect_timer_.expires_after(options_.connect_timeout);
@@ -83,8 +89,10 @@ void ClientCore::connect(std::string host, std::uint16_t port, ConnectHandler do
         // resolver and socket are not this timer's to cancel.
         if (error || generation != self->open_generation_) return;
         self->resolver_.cancel();
+        // Closed, not just cancelled: a TLS handshake step queued at this moment would
+        // otherwise go on to its next read with nothing left to stop it.
         boost::system::error_code ignored;
-        self->socket_.cancel(ignored);
+        self->socket_.close(ignored);
       });
   resolver_.async_resolve(
       host, std::to_string(port),
@@ -139,7 +147,7 @@ void ClientCore::on_connect_failed(boost::system::error_code error, ConnectHandl
   connect_timer_.cancel();
   boost::system::error_code ignored;
   socket_.close(ignored);
-  if (error == asio::error::operation_aborted && timed_out) error = msgframe::error::timeout;
+  if (timed_out) error = msgframe::error::timeout;
   if (options_.transport == Transport::automatic && !tls_) {
     fall_back_to_udp();
     return done({});  // connected, over UDP for now
@@ -211,12 +219,24 @@ void ClientCore::schedule_reconnect() {
     if (error || generation != self->open_generation_ || self->tcp_connected_) return;
     boost::system::error_code ignored;
     self->socket_.close(ignored);
+    // Each attempt has the connect timeout: a server whose kernel accepts but which never
+    // answers the handshake does not stall the reconnects.
+    self->connect_timer_.expires_after(self->options_.connect_timeout);
+    self->connect_timer_.async_wait([self, generation](const boost::system::error_code& error) {
+      if (error || generation != self->open_generation_ || self->tcp_connected_) return;
+      boost::system::error_code ignored;
+      self->socket_.close(ignored);
+    });
     asio::async_connect(self->socket_, self->server_endpoints_,
                         [self, generation](boost::system::error_code error, const tcp::endpoint&) {
                           if (generation != self->open_generation_) return;
-                          if (error) return self->schedule_reconnect();
+                          if (error) {
+                            self->connect_timer_.cancel();
+                            return self->schedule_reconnect();
+                          }
                           self->secure([self, generation](boost::system::error_code error) {
                             if (generation != self->open_generation_) return;
+                            self->connect_timer_.cancel();
                             if (error) return self->schedule_reconnect();
                             ++self->counters_.tcp_reconnects;
                             self->on_tcp_connected();
@@ -327,10 +347,11 @@ void ClientCore::flush() {
   if (tls_) {
     // TLS writes one record per buffer of a gather write: join the frames first.
     auto& joined = tls_->write_buffer;
-    joined.clear();
-    for (const auto& frame : sending_) joined.insert(joined.end(), frame.begin(), frame.end());
-    asio::async_write(*tls_->stream, asio::buffer(joined),
-                      [stream = tls_->stream, handler = std::move(handler)](
+    if (!joined || joined.use_count() > 1) joined = std::make_shared<std::vector<std::byte>>();
+    joined->clear();
+    for (const auto& frame : sending_) joined->insert(joined->end(), frame.begin(), frame.end());
+    asio::async_write(*tls_->stream, asio::buffer(*joined),
+                      [stream = tls_->stream, joined, handler = std::move(handler)](
                           const boost::system::error_code& error, std::size_t bytes) mutable {
                         handler(error, bytes);
                       });
@@ -456,8 +477,8 @@ void ClientCore::complete(std::uint64_t id, boost::system::error_code error,
 
 void ClientCore::trim_buffers_later() {
   const auto keep = retained_buffer_bytes(options_);
-  const bool large =
-      decoder_.buffer_capacity() > keep || (tls_ && tls_->write_buffer.capacity() > keep);
+  const bool large = decoder_.buffer_capacity() > keep ||
+                     (tls_ && tls_->write_buffer && tls_->write_buffer->capacity() > keep);
   if (trim_timer_armed_ || !large) return;
   trim_timer_armed_ = true;
   trim_timer_.expires_after(trim_interval);
@@ -469,15 +490,16 @@ void ClientCore::trim_buffers_later() {
 
 void ClientCore::trim_buffers() {
   const auto keep = retained_buffer_bytes(options_);
-  // A read in progress writes into the read buffer: then the end of that read frees it.
-  if (waiting_readable_ || !tcp_connected_) {
+  // A read in progress (or, with TLS, one of a lost connection still finishing) writes into the
+  // read buffer: then the end of the next read frees it.
+  if (waiting_readable_) {
     decoder_.release_if_empty(keep);
   } else {
     trim_read_buffer_due_ = true;
   }
-  // `= {}` would keep the capacity: it assigns an empty initializer list.
-  if (tls_ && !writing_ && tls_->write_buffer.capacity() > keep) {
-    tls_->write_buffer = std::vector<std::byte>();
+  // A write in progress holds its own reference.
+  if (tls_ && tls_->write_buffer && tls_->write_buffer->capacity() > keep) {
+    tls_->write_buffer.reset();
   }
   trim_buffers_later();  // still large because still busy: look again later
 }
@@ -564,6 +586,11 @@ void ClientCore::close(boost::system::error_code reason) {
   reconnect_timer_.cancel();
   trim_timer_.cancel();
   udp_socket_.close(ignored);
+  // Calls waiting for room were never sent: they end with the close's reason, before the calls
+  // lose_tcp() completes make room and start them.
+  const auto never_sent = std::move(waiting_for_room_);
+  waiting_for_room_.clear();
+  for (const auto id : never_sent) complete(id, reason, nullptr);
   if (tcp_connected_) lose_tcp(reason);
   socket_.close(ignored);
   deadline_timer_.cancel();

@@ -338,9 +338,11 @@ void Server::stop() {
     for (auto& session : impl.open_sessions()) {
       asio::post(session->executor(), [session] { session->force_close(); });
     }
-    for (auto& context : impl.contexts) {
-      asio::post(*context, [&context = *context] { context.stop(); });
-    }
+  }
+  // What is left is not a session's: connections refused while full still in their handshake,
+  // sessions waiting out their closing linger. They end with the contexts, not after them.
+  for (auto& context : impl.contexts) {
+    asio::post(*context, [&context = *context] { context.stop(); });
   }
   impl.work.clear();
   for (auto& thread : impl.threads) thread.join();

@@ -10,9 +10,9 @@
 
 namespace {
 
-// protobuf logs every string field that is not UTF-8 it refuses to parse (an Envelope's `error`
-// message, say). Inputs here are full of them and refusing them is part of the property, so those
-// lines would bury the output; anything else protobuf says is still printed.
+// protobuf logs every string field that is not UTF-8 it refuses to parse. The server reads the
+// Envelope's `error` by hand and logs none of these, but this checker parses what inputs hold
+// with protobuf itself; such lines would bury the output. Anything else protobuf says is printed.
 void log_unless_utf8_refusal(google::protobuf::LogLevel level, const char* file, int line,
                              const std::string& message) {
   if (message.find("invalid UTF-8") != std::string::npos) return;

@@ -463,6 +463,28 @@ BOOST_AUTO_TEST_CASE(pending_calls_are_bounded_failing_or_waiting_as_the_caller_
   BOOST_TEST(first_waiting.get().payload() == "waited first");
   BOOST_TEST(second_waiting.get().payload() == "waited second");
   BOOST_TEST(waiting_server->stats().requests == 6u);  // the expired one never was
+
+  // close() ends the calls waiting for room with its reason, like those it had sent.
+  msgframe::test::HeldEcho closing_held;
+  const auto closing_server = held_server(closing_held);
+  options.max_pending_calls = 1;
+  Client closing(options);
+  BOOST_TEST_REQUIRE(!closing.connect("127.0.0.1", closing_server->port()));
+  auto sent = call(closing, "sent", generous);
+  BOOST_TEST_REQUIRE(closing_held.wait_until_holding(1, generous));
+  auto unsent = call(closing, "never sent", generous);
+  closing.close();
+  for (auto* outcome : {&sent, &unsent}) {
+    try {
+      outcome->get();
+      BOOST_TEST(false, "a call outlived close()");
+    } catch (const boost::system::system_error& failure) {
+      BOOST_TEST(failure.code() == msgframe::error::connection_lost);
+    }
+  }
+  closing_held.release();
+  options.max_pending_calls = 0;
+  BOOST_CHECK_THROW(Client{options}, std::invalid_argument);
 }
 
 // With reconnect on, a TCP client whose server went away fails calls at once meanwhile, and

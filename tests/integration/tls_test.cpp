@@ -327,6 +327,24 @@ BOOST_AUTO_TEST_CASE(a_tls_server_stops_cleanly) {
   BOOST_TEST(!drain_timed_out);
 }
 
+// stop() does not wait for what is not a session: a connection refused while the server is full
+// is still in its TLS handshake (30 s frame timeout) when the server stops.
+BOOST_AUTO_TEST_CASE(stop_does_not_wait_for_a_refused_connection_in_its_handshake) {
+  auto options = tls_server_options();
+  options.max_sessions = 1;
+  auto server = std::make_unique<TestServer>(options);
+  server->start();
+  Client client(tls_client_options());
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server->port()));
+  BOOST_TEST(echo_works(client));
+  asio::io_context io;
+  asio::ip::tcp::socket silent(io);  // over the limit, and never says a word
+  silent.connect({asio::ip::address_v4::loopback(), server->port()});
+  auto stopped = std::async(std::launch::async, [&server] { server.reset(); });
+  BOOST_TEST((stopped.wait_for(std::chrono::seconds(10)) == std::future_status::ready),
+             "stop() waited for a refused connection's handshake");
+}
+
 BOOST_AUTO_TEST_CASE(unusable_certificate_files_are_refused_at_construction) {
   auto options = tls_server_options();
   options.tls->certificate_file = certificate("no-such.crt");
