@@ -28,21 +28,12 @@
 
 namespace asio = boost::asio;
 using msgframe::Client;
+using msgframe::test::echo_request;
+using msgframe::test::generous;
 using msgframe::test::TestServer;
 namespace v1 = msgframe::v1;
 
-namespace {
-
-constexpr auto generous = std::chrono::seconds(20);
-
-v1::EchoRequest echo_request(std::string text, bool uppercase = false) {
-  v1::EchoRequest request;
-  request.set_payload(std::move(text));
-  request.set_uppercase(uppercase);
-  return request;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 BOOST_AUTO_TEST_CASE(blocking_calls_to_echo_and_time) {
   TestServer server;

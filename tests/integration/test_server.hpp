@@ -22,6 +22,16 @@
 
 namespace msgframe::test {
 
+// How long a test waits for what must happen: long enough for a loaded 2-core machine.
+inline constexpr auto generous = std::chrono::seconds(20);
+
+inline v1::EchoRequest echo_request(std::string text, bool uppercase = false) {
+  v1::EchoRequest request;
+  request.set_payload(std::move(text));
+  request.set_uppercase(uppercase);
+  return request;
+}
+
 inline ServerOptions loopback_options(std::size_t threads = 2) {
   ServerOptions options;
   options.host = "127.0.0.1";

@@ -24,12 +24,12 @@
 
 namespace asio = boost::asio;
 using msgframe::Client;
+using msgframe::test::echo_request;
+using msgframe::test::generous;
 using msgframe::test::TestServer;
 namespace v1 = msgframe::v1;
 
 namespace {
-
-constexpr auto generous = std::chrono::seconds(20);
 
 std::string certificate(const std::string& name) {
   const auto& arguments = boost::unit_test::framework::master_test_suite().argv;
@@ -58,12 +58,6 @@ msgframe::ClientOptions tls_client_options(const std::string& ca = "ca.crt") {
   options.tls.emplace();
   options.tls->ca_file = certificate(ca);
   return options;
-}
-
-v1::EchoRequest echo_request(std::string text) {
-  v1::EchoRequest request;
-  request.set_payload(std::move(text));
-  return request;
 }
 
 // Whether a call on `client` is answered: a refused client's handshake may complete on its side

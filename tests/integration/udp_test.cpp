@@ -23,18 +23,12 @@ namespace asio = boost::asio;
 using asio::ip::udp;
 using msgframe::Client;
 using msgframe::Transport;
+using msgframe::test::echo_request;
+using msgframe::test::generous;
 using msgframe::test::TestServer;
 namespace v1 = msgframe::v1;
 
 namespace {
-
-constexpr auto generous = std::chrono::seconds(20);
-
-v1::EchoRequest echo_request(std::string text) {
-  v1::EchoRequest request;
-  request.set_payload(std::move(text));
-  return request;
-}
 
 msgframe::ClientOptions udp_options() {
   msgframe::ClientOptions options;
