@@ -466,11 +466,19 @@ void ClientCore::complete(std::uint64_t id, boost::system::error_code error,
   const bool was_sent = !found->second.waiting_for_room;
   if (was_sent && !found->second.over_udp) --tcp_calls_in_flight_;
   pending_.erase(found);
+  forget_answered_deadlines();
   if (was_sent) {
     --calls_in_flight_;
     start_calls_waiting_for_room();
   }
   call->complete(error, reply);
+}
+
+// Calls end mostly in the order they began, and most share one timeout: the earliest deadline
+// is usually an answered call's. Dropping those at once keeps the heap near the calls in
+// flight, instead of every call of the last call_timeout (10 million entries at 1 M calls/s).
+void ClientCore::forget_answered_deadlines() {
+  while (!deadlines_.empty() && !pending_.contains(deadlines_.top().second)) deadlines_.pop();
 }
 
 // ---- Buffers ----------------------------------------------------------------------------------

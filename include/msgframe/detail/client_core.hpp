@@ -103,6 +103,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void send_datagram(const std::vector<std::byte>& frame);
   void track_deadline(Clock::time_point when, std::uint64_t id);
   void arm_deadline_timer();
+  void forget_answered_deadlines();
   void on_deadline_timer();
   void complete(std::uint64_t id, boost::system::error_code error, const EnvelopeView* reply);
   void leave_if_drained();
@@ -153,7 +154,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::unordered_map<std::uint64_t, Waiting> pending_;
   std::size_t calls_in_flight_ = 0;             // in pending_, sent
   std::deque<std::uint64_t> waiting_for_room_;  // in pending_ (unless timed out), oldest first
-  // Deadlines and resend times, earliest first; entries of calls already completed are skipped.
+  // Deadlines and resend times, earliest first; entries of calls already completed are dropped
+  // when they reach the top.
   using Deadline = std::pair<Clock::time_point, std::uint64_t>;
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;
   Clock::time_point armed_for_ = Clock::time_point::max();
