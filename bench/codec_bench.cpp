@@ -8,6 +8,9 @@
 
 #include <cstring>
 #include <map>
+#include <random>
+#include <span>
+#include <utility>
 #include <vector>
 
 #include "msgframe/frame_decoder.hpp"
@@ -23,15 +26,22 @@ struct EncodedStream {
   std::size_t frames = 0;
 };
 
-// A stream of whole frames of body_bytes each, about stream_bytes long, with protocol options.
-const EncodedStream& stream_of(std::size_t body_bytes) {
-  static std::map<std::size_t, EncodedStream> streams;
-  auto& stream = streams[body_bytes];
+enum class Sizes { same, mixed };
+
+// A stream of whole frames, about stream_bytes long, with protocol options: bodies of body_bytes
+// each, or (mixed) of sizes drawn evenly from [body_bytes / 2, body_bytes * 3 / 2) with a fixed
+// seed, so that no two neighbours are likely to match.
+const EncodedStream& stream_of(std::size_t body_bytes, Sizes sizes = Sizes::same) {
+  static std::map<std::pair<std::size_t, Sizes>, EncodedStream> streams;
+  auto& stream = streams[{body_bytes, sizes}];
   if (stream.frames == 0) {
     const msgframe::FrameEncoder encoder;
-    std::vector<std::byte> body(body_bytes, std::byte{0x5A});
+    std::mt19937_64 random(body_bytes);
+    std::uniform_int_distribution<std::size_t> mixed_size(body_bytes / 2, body_bytes * 3 / 2 - 1);
+    std::vector<std::byte> body(body_bytes * 3 / 2, std::byte{0x5A});
     while (stream.bytes.size() < stream_bytes) {
-      (void)encoder.append_frame(stream.bytes, body);
+      const std::size_t size = sizes == Sizes::same ? body_bytes : mixed_size(random);
+      (void)encoder.append_frame(stream.bytes, std::span(body).first(size));
       ++stream.frames;
     }
   }
@@ -45,8 +55,8 @@ void report(benchmark::State& state, const EncodedStream& stream) {
       benchmark::Counter(passes * static_cast<double>(stream.frames), benchmark::Counter::kIsRate);
 }
 
-void BM_Decode(benchmark::State& state) {
-  const auto& stream = stream_of(static_cast<std::size_t>(state.range(0)));
+void decode(benchmark::State& state, Sizes sizes) {
+  const auto& stream = stream_of(static_cast<std::size_t>(state.range(0)), sizes);
   msgframe::FrameDecoder decoder;
   std::size_t visited_frames = 0;
   std::size_t visited_bytes = 0;
@@ -70,6 +80,11 @@ void BM_Decode(benchmark::State& state) {
   report(state, stream);
 }
 
+void BM_Decode(benchmark::State& state) { decode(state, Sizes::same); }
+
+// The same with sizes that change from frame to frame: no help from repeated sizes.
+void BM_DecodeMixed(benchmark::State& state) { decode(state, Sizes::mixed); }
+
 void BM_Copy(benchmark::State& state) {
   const auto& stream = stream_of(static_cast<std::size_t>(state.range(0)));
   std::vector<std::byte> buffer(read_bytes);
@@ -87,6 +102,7 @@ void BM_Copy(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_Decode)->Arg(16)->Arg(1024)->Arg(65536);
+BENCHMARK(BM_DecodeMixed)->Arg(16)->Arg(1024)->Arg(65536);
 BENCHMARK(BM_Copy)->Arg(16)->Arg(1024)->Arg(65536);
 
 BENCHMARK_MAIN();

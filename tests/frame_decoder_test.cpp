@@ -230,6 +230,34 @@ BOOST_AUTO_TEST_CASE(small_frames_keep_a_small_buffer) {
   BOOST_TEST(decoded.peak_capacity <= 2u * 4096);
 }
 
+// next() advances by the last size while sizes repeat: runs of one size, sizes that alternate,
+// a change right after a run, and a last frame of the repeated size that is still partial.
+BOOST_AUTO_TEST_CASE(repeated_and_changing_sizes_decode_alike) {
+  const FrameOptions options;
+  const std::vector<std::size_t> sizes{5, 5, 5, 5, 9, 5, 9, 5, 5, 0, 0, 0, 7, 7, 300, 300, 300, 6};
+  const FrameEncoder encoder(options);
+  Bytes stream;
+  std::vector<Bytes> bodies;
+  for (std::size_t index = 0; index < sizes.size(); ++index) {
+    bodies.emplace_back(sizes[index], std::byte(index));
+    BOOST_REQUIRE(!encoder.append_frame(stream, bodies.back()));
+  }
+  const Bytes partial_tail = encode(options, {Bytes(6, std::byte{0xEE})});
+  stream.insert(stream.end(), partial_tail.begin(), partial_tail.end() - 1);
+
+  for (const std::size_t read_size : {std::size_t{1}, std::size_t{7}, stream.size()}) {
+    FrameDecoder decoder(options);
+    std::vector<Bytes> decoded;
+    for (std::size_t offset = 0; offset < stream.size(); offset += read_size) {
+      decoder.feed(std::span(stream).subspan(offset, std::min(read_size, stream.size() - offset)));
+      while (const auto body = decoder.next()) decoded.emplace_back(body->begin(), body->end());
+    }
+    BOOST_TEST((decoded == bodies), "reads of " << read_size << " bytes");
+    BOOST_TEST(decoder.pending_bytes() == partial_tail.size() - 1);
+    BOOST_TEST(!decoder.error());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_moved_decoder_keeps_its_state) {
   FrameDecoder decoder({LengthPrefix::u8, 10});
   decoder.feed(Bytes{std::byte{2}, std::byte{'o'}});

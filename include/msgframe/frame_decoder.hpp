@@ -8,6 +8,7 @@
 #include <span>
 
 #include "msgframe/detail/length_prefix.hpp"
+#include "msgframe/detail/opaque.hpp"
 #include "msgframe/error.hpp"
 #include "msgframe/frame_options.hpp"
 
@@ -78,9 +79,11 @@ class FrameDecoder {
   FrameOptions options_;
   std::unique_ptr<std::byte[]> storage_;
   std::size_t capacity_ = 0;
-  std::size_t read_position_ = 0;   // start of the first byte not yet yielded
-  std::size_t write_position_ = 0;  // end of the committed bytes
-  std::size_t prepared_bytes_ = 0;  // size of the last prepare() region
+  std::size_t read_position_ = 0;      // start of the first byte not yet yielded
+  std::size_t write_position_ = 0;     // end of the committed bytes
+  std::size_t prepared_bytes_ = 0;     // size of the last prepare() region
+  std::size_t last_frame_bytes_ = 0;   // prefix and body of the last frame yielded
+  std::size_t last_size_changed_ = 1;  // nonzero when it differed from the one before
   boost::system::error_code error_;
 };
 
@@ -92,7 +95,21 @@ inline std::optional<std::span<const std::byte>> FrameDecoder::next() noexcept {
                                                  options_.max_frame_bytes);
   if (prefix.status == detail::PrefixStatus::complete) [[likely]] {
     if (available - prefix.prefix_bytes < prefix.body_bytes) return std::nullopt;
-    read_position_ += prefix.prefix_bytes + prefix.body_bytes;
+    const std::size_t frame_bytes = prefix.prefix_bytes + prefix.body_bytes;
+    // Streams often repeat a frame size. Once a size has repeated, advancing by it while it still
+    // matches lets the CPU run ahead to the next prefix before this one's load completes (a
+    // predicted branch instead of a data dependency); sizes that keep changing take the other,
+    // equally well predicted, branch. The test is made opaque so that the compiler cannot prove
+    // the sizes equal and advance by the loaded one after all.
+    std::size_t mismatch = (frame_bytes ^ last_frame_bytes_) | last_size_changed_;
+    detail::opaque(mismatch);
+    if (mismatch == 0) [[likely]] {
+      read_position_ += last_frame_bytes_;
+    } else {
+      read_position_ += frame_bytes;
+      last_size_changed_ = frame_bytes ^ last_frame_bytes_;
+      last_frame_bytes_ = frame_bytes;
+    }
     return std::span<const std::byte>(front + prefix.prefix_bytes, prefix.body_bytes);
   }
   if (prefix.status == detail::PrefixStatus::too_large) fail(msgframe::error::frame_too_large);
