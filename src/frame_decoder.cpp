@@ -4,25 +4,59 @@
 #include <algorithm>
 #include <boost/assert.hpp>
 #include <cstring>
+#include <utility>
 
 namespace msgframe {
 namespace {
 
 // Moving a partial frame to the front costs its size, and the room that frees lasts for about
-// the buffer's capacity in reads. Moving only partial frames of at most 1/32 of the capacity (and
-// growing instead, within the bound) keeps moved bytes under ~3% of the bytes read, whatever the
-// frame size; small frames never make the buffer grow past about two reads.
+// the buffer's capacity in reads. Partial frames of at most 1/32 of the capacity are moved
+// (under ~3% of the bytes read, whatever the frame size); a larger one makes the buffer a ring,
+// where nothing is moved at all.
 constexpr std::size_t move_share_divisor = 32;
 
 }  // namespace
 
 FrameDecoder::FrameDecoder(FrameOptions options) : options_(options) { validate(options_); }
 
+FrameDecoder::FrameDecoder(FrameDecoder&& other) noexcept : options_(other.options_) {
+  take(other);
+}
+
+FrameDecoder& FrameDecoder::operator=(FrameDecoder&& other) noexcept {
+  if (this != &other) {
+    options_ = other.options_;
+    take(other);
+  }
+  return *this;
+}
+
+// Leaves `other` with no buffer, as release_if_empty() would.
+void FrameDecoder::take(FrameDecoder& other) noexcept {
+  heap_ = std::move(other.heap_);
+  ring_ = std::move(other.ring_);
+  buffer_ = std::exchange(other.buffer_, nullptr);
+  capacity_ = std::exchange(other.capacity_, 0);
+  read_position_ = std::exchange(other.read_position_, 0);
+  write_position_ = std::exchange(other.write_position_, 0);
+  prepared_bytes_ = std::exchange(other.prepared_bytes_, 0);
+  last_frame_bytes_ = other.last_frame_bytes_;
+  last_size_changed_ = other.last_size_changed_;
+  error_ = std::exchange(other.error_, {});
+}
+
 std::span<std::byte> FrameDecoder::prepare(std::size_t bytes) {
-  if (read_position_ == write_position_) read_position_ = write_position_ = 0;
-  if (capacity_ - write_position_ < bytes) make_room(bytes);
+  if (read_position_ == write_position_) {
+    read_position_ = write_position_ = 0;
+  } else if (read_position_ >= capacity_) {  // only in a ring: back from the mirror
+    read_position_ -= capacity_;
+    write_position_ -= capacity_;
+  }
+  // A ring's free bytes are contiguous from write_position_ on, through the mirror.
+  const std::size_t room = ring_ ? capacity_ - pending_bytes() : capacity_ - write_position_;
+  if (room < bytes) make_room(bytes);
   prepared_bytes_ = bytes;
-  return {storage_.get() + write_position_, bytes};
+  return {buffer_ + write_position_, bytes};
 }
 
 void FrameDecoder::commit(std::size_t bytes) noexcept {
@@ -46,7 +80,9 @@ void FrameDecoder::reset() noexcept {
 
 void FrameDecoder::release_if_empty(std::size_t keep) noexcept {
   if (read_position_ != write_position_ || capacity_ <= keep) return;
-  storage_.reset();
+  heap_.reset();
+  ring_ = {};
+  buffer_ = nullptr;
   capacity_ = 0;
   read_position_ = write_position_ = prepared_bytes_ = 0;
 }
@@ -54,19 +90,45 @@ void FrameDecoder::release_if_empty(std::size_t keep) noexcept {
 // The growth limit keeps capacity within one frame plus one read: the pending bytes of a drained
 // decoder are a partial frame, so `needed` never exceeds it unless next() was not called.
 void FrameDecoder::make_room(std::size_t bytes) {
-  const std::size_t pending = write_position_ - read_position_;
+  const std::size_t pending = pending_bytes();
   const std::size_t needed = pending + bytes;
   const std::size_t growth_limit = options_.max_frame_bytes + max_length_prefix_bytes + bytes;
-  const bool worth_moving = pending <= capacity_ / move_share_divisor || capacity_ >= growth_limit;
-  if (needed <= capacity_ && worth_moving) {
-    std::memmove(storage_.get(), storage_.get() + read_position_, pending);
-  } else {
-    const std::size_t new_capacity = std::max(needed, std::min(2 * capacity_, growth_limit));
-    auto new_storage = std::make_unique_for_overwrite<std::byte[]>(new_capacity);
-    if (pending > 0) std::memcpy(new_storage.get(), storage_.get() + read_position_, pending);
-    storage_ = std::move(new_storage);
-    capacity_ = new_capacity;
+  const bool small_partial = pending <= capacity_ / move_share_divisor;
+  if (!ring_ && needed <= capacity_ && (small_partial || capacity_ >= growth_limit)) {
+    std::memmove(buffer_, buffer_ + read_position_, pending);
+    read_position_ = 0;
+    write_position_ = pending;
+    return;
   }
+  const std::size_t new_capacity = std::max(needed, std::min(2 * capacity_, growth_limit));
+  // A ring is whole pages: rounded within the growth limit, or not at all.
+  const std::size_t max_ring_capacity = std::max(new_capacity, growth_limit);
+  if ((ring_ || !small_partial) && move_into_ring(new_capacity, max_ring_capacity)) return;
+  move_into_heap(new_capacity);  // also when the system refuses a ring
+}
+
+bool FrameDecoder::move_into_ring(std::size_t min_capacity, std::size_t max_capacity) noexcept {
+  auto ring = detail::MirroredBuffer::allocate(min_capacity, max_capacity);
+  if (!ring) return false;
+  const std::size_t pending = pending_bytes();
+  if (pending > 0) std::memcpy(ring.data(), buffer_ + read_position_, pending);
+  ring_ = std::move(ring);
+  heap_.reset();
+  buffer_ = ring_.data();
+  capacity_ = ring_.size();
+  read_position_ = 0;
+  write_position_ = pending;
+  return true;
+}
+
+void FrameDecoder::move_into_heap(std::size_t capacity) {
+  auto heap = std::make_unique_for_overwrite<std::byte[]>(capacity);
+  const std::size_t pending = pending_bytes();
+  if (pending > 0) std::memcpy(heap.get(), buffer_ + read_position_, pending);
+  heap_ = std::move(heap);
+  ring_ = {};
+  buffer_ = heap_.get();
+  capacity_ = capacity;
   read_position_ = 0;
   write_position_ = pending;
 }

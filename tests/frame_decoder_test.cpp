@@ -3,6 +3,11 @@
 #define BOOST_TEST_MODULE frame_decoder
 #include "msgframe/frame_decoder.hpp"
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cstring>
 #include <random>
@@ -29,6 +34,43 @@ Bytes encode(const FrameOptions& options, std::initializer_list<Bytes> bodies) {
 
 Bytes u32_be(std::uint32_t value) {
   return {std::byte(value >> 24), std::byte(value >> 16), std::byte(value >> 8), std::byte(value)};
+}
+
+struct LargeFrameRun {
+  bool bodies_intact = true;
+  std::size_t frames = 0;
+  std::size_t peak_capacity = 0;
+};
+
+// 64 KiB bodies, each filled with its own index, read 64 KiB at a time as a transport would:
+// every read ends inside a frame, so each one leaves a partial frame of up to 64 KiB behind.
+LargeFrameRun stream_large_frames() {
+  constexpr std::size_t body_bytes = 64 * 1024;
+  constexpr std::size_t read_bytes = 64 * 1024;
+  constexpr std::size_t frame_count = 100;
+  const FrameOptions options;
+  const FrameEncoder encoder(options);
+  Bytes stream;
+  for (std::size_t index = 0; index < frame_count; ++index) {
+    if (encoder.append_frame(stream, Bytes(body_bytes, std::byte(index)))) return {false};
+  }
+  FrameDecoder decoder(options);
+  LargeFrameRun run;
+  for (std::size_t offset = 0; offset < stream.size(); offset += read_bytes) {
+    const std::size_t size = std::min(read_bytes, stream.size() - offset);
+    std::memcpy(decoder.prepare(read_bytes).data(), stream.data() + offset, size);
+    decoder.commit(size);
+    run.peak_capacity = std::max(run.peak_capacity, decoder.buffer_capacity());
+    while (const auto body = decoder.next()) {
+      run.bodies_intact = run.bodies_intact && body->size() == body_bytes &&
+                          std::all_of(body->begin(), body->end(),
+                                      [&](std::byte b) { return b == std::byte(run.frames); });
+      ++run.frames;
+    }
+  }
+  run.bodies_intact = run.bodies_intact && run.frames == frame_count && !decoder.error() &&
+                      decoder.pending_bytes() == 0;
+  return run;
 }
 
 }  // namespace
@@ -256,6 +298,35 @@ BOOST_AUTO_TEST_CASE(repeated_and_changing_sizes_decode_alike) {
     BOOST_TEST(decoder.pending_bytes() == partial_tail.size() - 1);
     BOOST_TEST(!decoder.error());
   }
+}
+
+// Large partial frames are never moved: the buffer turns into a ring mapped twice in a row, so
+// a frame that runs past its end is still contiguous. It stays at about two reads (moving
+// partial frames instead would cost up to a frame per read, and growing to dodge that, megabytes).
+BOOST_AUTO_TEST_CASE(large_frames_stream_through_a_small_ring) {
+  const auto run = stream_large_frames();
+  BOOST_TEST(run.bodies_intact);
+  BOOST_TEST(run.frames == 100u);
+  BOOST_TEST(run.peak_capacity >= 2u * 64 * 1024);
+  BOOST_TEST(run.peak_capacity <= 3u * 64 * 1024);
+}
+
+// Without a file descriptor to spare (EMFILE), no ring can be made: the decoder keeps to plain
+// memory, growing instead, and loses nothing. Run in a child whose descriptor limit is zero.
+BOOST_AUTO_TEST_CASE(refused_rings_fall_back_to_plain_memory) {
+  const pid_t child = ::fork();
+  BOOST_TEST_REQUIRE(child >= 0);
+  if (child == 0) {
+    const rlimit no_descriptors{0, 0};
+    if (::setrlimit(RLIMIT_NOFILE, &no_descriptors) != 0) ::_exit(2);
+    const auto run = stream_large_frames();
+    // Plain memory grows past what a ring needs, instead of moving large partial frames.
+    ::_exit(run.bodies_intact && run.peak_capacity > 3u * 64 * 1024 ? 0 : 1);
+  }
+  int status = 0;
+  BOOST_TEST_REQUIRE(::waitpid(child, &status, 0) == child);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0, "exit status 1: lost bytes or never grew; 2: no rlimit");
 }
 
 BOOST_AUTO_TEST_CASE(a_moved_decoder_keeps_its_state) {

@@ -8,6 +8,7 @@
 #include <span>
 
 #include "msgframe/detail/length_prefix.hpp"
+#include "msgframe/detail/mirrored_buffer.hpp"
 #include "msgframe/detail/opaque.hpp"
 #include "msgframe/error.hpp"
 #include "msgframe/frame_options.hpp"
@@ -22,11 +23,13 @@ namespace msgframe {
 //     while (auto body = decoder.next()) handle(*body);
 //     if (decoder.error()) close();
 //
-// Bodies are views into the decoder's buffer: a whole frame is never copied. Only a partial frame
-// is moved, to the buffer's front, when a later prepare() needs the room. Memory grows with bytes
-// that actually arrived, never with a length a prefix announced, and stays within
-// max_frame_bytes + max_length_prefix_bytes + the largest prepare() when each commit() is followed
-// by next() until it yields nothing.
+// Bodies are views into the decoder's buffer: a whole frame is never copied. A small partial frame
+// is moved to the buffer's front when a later prepare() needs the room; once partial frames are
+// too large to move cheaply, the buffer becomes a ring mapped twice in a row
+// (detail::MirroredBuffer), where every frame is contiguous and no byte moves again. Memory grows
+// with bytes that actually arrived, never with a length a prefix announced, and stays within
+// max_frame_bytes + max_length_prefix_bytes + the largest prepare() when each commit() is
+// followed by next() until it yields nothing.
 //
 // Errors (error::frame_too_large, error::bad_length_prefix) are found from the prefix alone and
 // reported after every frame that preceded the bad prefix. The decoder then stays failed, drops
@@ -36,11 +39,11 @@ class FrameDecoder {
   // Throws std::invalid_argument when the options are invalid (see validate()).
   explicit FrameDecoder(FrameOptions options = {});
 
-  FrameDecoder(FrameDecoder&&) noexcept = default;
-  FrameDecoder& operator=(FrameDecoder&&) noexcept = default;
+  FrameDecoder(FrameDecoder&& other) noexcept;
+  FrameDecoder& operator=(FrameDecoder&& other) noexcept;
 
   // A writable region of exactly `bytes` bytes for the next read, valid until the next
-  // prepare(), feed() or reset(). Moving a partial frame here invalidates earlier bodies.
+  // prepare(), feed() or reset(). Making room here invalidates earlier bodies.
   std::span<std::byte> prepare(std::size_t bytes);
 
   // Makes the first `bytes` bytes written to the last prepare() region part of the stream.
@@ -74,22 +77,28 @@ class FrameDecoder {
 
  private:
   void make_room(std::size_t bytes);
+  bool move_into_ring(std::size_t min_capacity, std::size_t max_capacity) noexcept;
+  void move_into_heap(std::size_t capacity);
+  void take(FrameDecoder& other) noexcept;
   void fail(msgframe::error reason) noexcept;
 
   FrameOptions options_;
-  std::unique_ptr<std::byte[]> storage_;
+  std::byte* buffer_ = nullptr;  // heap_'s or ring_'s memory, whichever is in use
   std::size_t capacity_ = 0;
+  // In a ring, both positions may pass capacity_ (into the mirror) until the next prepare().
   std::size_t read_position_ = 0;      // start of the first byte not yet yielded
   std::size_t write_position_ = 0;     // end of the committed bytes
   std::size_t prepared_bytes_ = 0;     // size of the last prepare() region
   std::size_t last_frame_bytes_ = 0;   // prefix and body of the last frame yielded
   std::size_t last_size_changed_ = 1;  // nonzero when it differed from the one before
   boost::system::error_code error_;
+  std::unique_ptr<std::byte[]> heap_;  // the buffer while partial frames are small
+  detail::MirroredBuffer ring_;        // the buffer once they are not (heap_ is then empty)
 };
 
 // Inline: this is the per-frame hot path of every transport.
 inline std::optional<std::span<const std::byte>> FrameDecoder::next() noexcept {
-  const std::byte* const front = storage_.get() + read_position_;
+  const std::byte* const front = buffer_ + read_position_;
   const std::size_t available = write_position_ - read_position_;
   const auto prefix = detail::read_length_prefix(options_.length_prefix, front, available,
                                                  options_.max_frame_bytes);
