@@ -635,13 +635,13 @@ struct Resources {
 
   static Resources now() {
     return {msgframe::test::open_descriptor_count(), msgframe::test::resident_bytes(),
-            msgframe::test::heap_bytes_in_use()};
+            msgframe::test::heap_bytes_in_use() + msgframe::test::decoder_ring_bytes()};
   }
 };
 
 std::string describe(const Resources& resources) {
   return std::to_string(resources.descriptors) + " descriptors, resident " +
-         mebibytes(static_cast<double>(resources.resident)) + ", heap in use " +
+         mebibytes(static_cast<double>(resources.resident)) + ", heap and decoder rings in use " +
          mebibytes(static_cast<double>(resources.heap));
 }
 

@@ -58,6 +58,20 @@ inline std::size_t heap_bytes_in_use() {
 #endif
 }
 
+// Bytes in the frame decoders' rings (detail::MirroredBuffer), which are mapped outside the heap:
+// the mappings of their memory files in /proc/self/maps, each ring counted once, not twice.
+inline std::size_t decoder_ring_bytes() {
+  std::ifstream maps("/proc/self/maps");
+  std::size_t mapped = 0;
+  for (std::string line; std::getline(maps, line);) {
+    if (line.find("memfd:msgframe-decoder") == std::string::npos) continue;
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    if (std::sscanf(line.c_str(), "%zx-%zx", &begin, &end) == 2) mapped += end - begin;
+  }
+  return mapped / 2;
+}
+
 // Open file descriptors, from /proc/self/fd, not counting the one that lists them.
 inline std::size_t open_descriptor_count() {
   DIR* directory = ::opendir("/proc/self/fd");
