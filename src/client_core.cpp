@@ -32,6 +32,9 @@ std::size_t retained_buffer_bytes(const ClientOptions& options) {
 // every message, which would make a stream of large replies allocate a buffer for each.
 constexpr std::chrono::seconds trim_interval{1};
 
+// Enough frame buffers for the calls one write sends in the pipelined case.
+constexpr std::size_t max_pooled_frames = 64;
+
 }  // namespace
 
 struct ClientCore::Tls {
@@ -339,7 +342,7 @@ void ClientCore::flush() {
                      const boost::system::error_code& error, std::size_t) {
     if (generation != self->connection_generation_) return;
     self->writing_ = false;
-    self->sending_.clear();
+    self->recycle_frame_buffers(self->sending_);
     self->trim_buffers_later();
     if (error) return self->lose_tcp(msgframe::error::connection_lost);
     self->flush();
@@ -483,9 +486,42 @@ void ClientCore::forget_answered_deadlines() {
 
 // ---- Buffers ----------------------------------------------------------------------------------
 
+std::vector<std::byte> ClientCore::take_frame_buffer() {
+  const std::lock_guard lock(frame_pool_mutex_);
+  if (frame_pool_.empty()) return {};
+  auto buffer = std::move(frame_pool_.back());
+  frame_pool_.pop_back();
+  frame_pool_bytes_ -= buffer.capacity();
+  return buffer;
+}
+
+// Empties `sent`, keeping what the pool has room for.
+void ClientCore::recycle_frame_buffers(std::vector<std::vector<std::byte>>& sent) {
+  const auto keep = retained_buffer_bytes(options_);
+  {
+    const std::lock_guard lock(frame_pool_mutex_);
+    for (auto& buffer : sent) {
+      const auto bytes = buffer.capacity();
+      if (frame_pool_.size() == max_pooled_frames ||
+          (frame_pool_bytes_ + bytes > keep && !frame_pool_.empty())) {
+        break;
+      }
+      buffer.clear();
+      frame_pool_.push_back(std::move(buffer));
+      frame_pool_bytes_ += bytes;
+    }
+  }
+  sent.clear();
+}
+
+std::size_t ClientCore::frame_pool_bytes() const {
+  const std::lock_guard lock(frame_pool_mutex_);
+  return frame_pool_bytes_;
+}
+
 void ClientCore::trim_buffers_later() {
   const auto keep = retained_buffer_bytes(options_);
-  const bool large = decoder_.buffer_capacity() > keep ||
+  const bool large = decoder_.buffer_capacity() > keep || frame_pool_bytes() > keep ||
                      (tls_ && tls_->write_buffer && tls_->write_buffer->capacity() > keep);
   if (trim_timer_armed_ || !large) return;
   trim_timer_armed_ = true;
@@ -508,6 +544,13 @@ void ClientCore::trim_buffers() {
   // A write in progress holds its own reference.
   if (tls_ && tls_->write_buffer && tls_->write_buffer->capacity() > keep) {
     tls_->write_buffer.reset();
+  }
+  {
+    const std::lock_guard lock(frame_pool_mutex_);
+    if (frame_pool_bytes_ > keep) {
+      frame_pool_.clear();
+      frame_pool_bytes_ = 0;
+    }
   }
   trim_buffers_later();  // still large because still busy: look again later
 }

@@ -88,7 +88,7 @@ class Client {
   template <class Response, class Request, class Token>
   auto async_call(const Request& request, CallOptions options, Token&& token) {
     const std::uint64_t id = core_->next_call_id();
-    std::vector<std::byte> frame;
+    std::vector<std::byte> frame = core_->take_frame_buffer();
     const std::string& type = detail::type_name_of<Request>();
     const auto encoded = append_envelope_frame(frame, core_->encoder(),
                                                {id, v1::KIND_REQUEST, type, &request, nullptr});
@@ -139,7 +139,7 @@ class Client {
   template <class Request>
   boost::system::error_code send(const Request& request) {
     if (!core_->is_connected()) return error::not_connected;
-    std::vector<std::byte> frame;
+    std::vector<std::byte> frame = core_->take_frame_buffer();
     const std::string& type = detail::type_name_of<Request>();
     if (auto error = append_envelope_frame(frame, core_->encoder(),
                                            {0, v1::KIND_REQUEST, type, &request, nullptr})) {
