@@ -12,8 +12,10 @@ namespace {
 // Moving a partial frame to the front costs its size, and the room that frees lasts for about
 // the buffer's capacity in reads. Partial frames of at most 1/32 of the capacity are moved
 // (under ~3% of the bytes read, whatever the frame size); a larger one makes the buffer a ring,
-// where nothing is moved at all.
+// where nothing is moved at all, or, under ring_floor_bytes, grows it (a ring costs a memory
+// file, two mappings and a few system calls: not worth it for a buffer a few reads would fill).
 constexpr std::size_t move_share_divisor = 32;
+constexpr std::size_t ring_floor_bytes = 16 * 1024;
 
 }  // namespace
 
@@ -94,21 +96,26 @@ void FrameDecoder::make_room(std::size_t bytes) {
   const std::size_t needed = pending + bytes;
   const std::size_t growth_limit = options_.max_frame_bytes + max_length_prefix_bytes + bytes;
   const bool small_partial = pending <= capacity_ / move_share_divisor;
-  if (!ring_ && needed <= capacity_ && (small_partial || capacity_ >= growth_limit)) {
+  const bool fits = needed <= capacity_;
+  if (!ring_ && fits && (small_partial || capacity_ >= growth_limit)) {
     std::memmove(buffer_, buffer_ + read_position_, pending);
     read_position_ = 0;
     write_position_ = pending;
     return;
   }
-  const std::size_t new_capacity = std::max(needed, std::min(2 * capacity_, growth_limit));
-  // A ring is whole pages: rounded within the growth limit, or not at all.
-  const std::size_t max_ring_capacity = std::max(new_capacity, growth_limit);
-  if ((ring_ || !small_partial) && move_into_ring(new_capacity, max_ring_capacity)) return;
-  move_into_heap(new_capacity);  // also when the system refuses a ring
+  const std::size_t grown = std::max(needed, std::min(2 * capacity_, growth_limit));
+  if (ring_ || (!small_partial && pending >= ring_floor_bytes)) {
+    // Plain memory that would only need its partial frame moved becomes a ring of its size.
+    const std::size_t ring_capacity = !ring_ && fits ? capacity_ : grown;
+    if (move_into_ring(needed, ring_capacity, std::max(needed, growth_limit))) return;
+  }
+  move_into_heap(grown);  // also when the system refuses a ring
 }
 
-bool FrameDecoder::move_into_ring(std::size_t min_capacity, std::size_t max_capacity) noexcept {
-  auto ring = detail::MirroredBuffer::allocate(min_capacity, max_capacity);
+// A ring is whole pages: new_capacity rounded up within the growth limit, else rounded down.
+bool FrameDecoder::move_into_ring(std::size_t needed, std::size_t new_capacity,
+                                  std::size_t max_capacity) noexcept {
+  auto ring = detail::MirroredBuffer::allocate(needed, new_capacity, max_capacity);
   if (!ring) return false;
   const std::size_t pending = pending_bytes();
   if (pending > 0) std::memcpy(ring.data(), buffer_ + read_position_, pending);

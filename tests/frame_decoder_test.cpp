@@ -15,6 +15,7 @@
 #include "msgframe/error.hpp"
 #include "msgframe/frame_encoder.hpp"
 #include "support/decode_stream.hpp"
+#include "support/process_resources.hpp"
 
 using msgframe::FrameDecoder;
 using msgframe::FrameEncoder;
@@ -40,6 +41,7 @@ struct LargeFrameRun {
   bool bodies_intact = true;
   std::size_t frames = 0;
   std::size_t peak_capacity = 0;
+  std::size_t peak_ring_bytes = 0;  // in the process, from /proc/self/maps
 };
 
 // 64 KiB bodies, each filled with its own index, read 64 KiB at a time as a transport would:
@@ -61,6 +63,7 @@ LargeFrameRun stream_large_frames() {
     std::memcpy(decoder.prepare(read_bytes).data(), stream.data() + offset, size);
     decoder.commit(size);
     run.peak_capacity = std::max(run.peak_capacity, decoder.buffer_capacity());
+    run.peak_ring_bytes = std::max(run.peak_ring_bytes, msgframe::test::decoder_ring_bytes());
     while (const auto body = decoder.next()) {
       run.bodies_intact = run.bodies_intact && body->size() == body_bytes &&
                           std::all_of(body->begin(), body->end(),
@@ -273,10 +276,11 @@ BOOST_AUTO_TEST_CASE(small_frames_keep_a_small_buffer) {
 }
 
 // next() advances by the last size while sizes repeat: runs of one size, sizes that alternate,
-// a change right after a run, and a last frame of the repeated size that is still partial.
+// a change right after a run, and a partial frame of the repeated size right after it.
 BOOST_AUTO_TEST_CASE(repeated_and_changing_sizes_decode_alike) {
   const FrameOptions options;
-  const std::vector<std::size_t> sizes{5, 5, 5, 5, 9, 5, 9, 5, 5, 0, 0, 0, 7, 7, 300, 300, 300, 6};
+  const std::vector<std::size_t> sizes{5, 5, 5, 5, 9,   5,   9,   5, 5, 0,
+                                       0, 0, 7, 7, 300, 300, 300, 6, 6};
   const FrameEncoder encoder(options);
   Bytes stream;
   std::vector<Bytes> bodies;
@@ -309,6 +313,30 @@ BOOST_AUTO_TEST_CASE(large_frames_stream_through_a_small_ring) {
   BOOST_TEST(run.frames == 100u);
   BOOST_TEST(run.peak_capacity >= 2u * 64 * 1024);
   BOOST_TEST(run.peak_capacity <= 3u * 64 * 1024);
+  BOOST_TEST(run.peak_ring_bytes == run.peak_capacity, "the buffer was not a ring");
+  BOOST_TEST(msgframe::test::decoder_ring_bytes() == 0u, "the ring outlived its decoder");
+}
+
+// Small partial frames are moved, not worth a ring: frames of up to 2 KiB fed a byte at a time,
+// or in reads that split most of them, never map one.
+BOOST_AUTO_TEST_CASE(small_frames_never_make_a_ring) {
+  const FrameOptions options;
+  Bytes stream;
+  for (int i = 0; i < 500; ++i) {
+    const auto frame = encode(options, {Bytes(1 + i % 2000, std::byte(i))});
+    stream.insert(stream.end(), frame.begin(), frame.end());
+  }
+  for (const std::size_t read_size : {std::size_t{1}, std::size_t{3}, std::size_t{1000}}) {
+    FrameDecoder decoder(options);
+    std::size_t frames = 0;
+    for (std::size_t offset = 0; offset < stream.size(); offset += read_size) {
+      decoder.feed(std::span(stream).subspan(offset, std::min(read_size, stream.size() - offset)));
+      while (decoder.next()) ++frames;
+    }
+    BOOST_TEST(frames == 500u);
+    // A ring, once made, stays until the decoder goes: looking at the end is enough.
+    BOOST_TEST(msgframe::test::decoder_ring_bytes() == 0u, "reads of " << read_size);
+  }
 }
 
 // Without a file descriptor to spare (EMFILE), no ring can be made: the decoder keeps to plain

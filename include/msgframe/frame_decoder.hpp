@@ -29,7 +29,8 @@ namespace msgframe {
 // (detail::MirroredBuffer), where every frame is contiguous and no byte moves again. Memory grows
 // with bytes that actually arrived, never with a length a prefix announced, and stays within
 // max_frame_bytes + max_length_prefix_bytes + the largest prepare() when each commit() is
-// followed by next() until it yields nothing.
+// followed by next() until it yields nothing. A ring is not inherited by a forked child: a child
+// must not use a decoder (nor a Client or Server) it inherited.
 //
 // Errors (error::frame_too_large, error::bad_length_prefix) are found from the prefix alone and
 // reported after every frame that preceded the bad prefix. The decoder then stays failed, drops
@@ -77,7 +78,8 @@ class FrameDecoder {
 
  private:
   void make_room(std::size_t bytes);
-  bool move_into_ring(std::size_t min_capacity, std::size_t max_capacity) noexcept;
+  bool move_into_ring(std::size_t needed, std::size_t new_capacity,
+                      std::size_t max_capacity) noexcept;
   void move_into_heap(std::size_t capacity);
   void take(FrameDecoder& other) noexcept;
   void fail(msgframe::error reason) noexcept;

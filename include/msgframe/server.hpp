@@ -93,6 +93,7 @@ struct ServerStats {
   std::uint64_t tls_handshakes_failed = 0;  // refused: not TLS, no or an untrusted certificate
 };
 
+// Not for use in a forked child: sessions' read buffers may be mapped in the parent only.
 class Server {
  public:
   // Throws std::invalid_argument for invalid options.

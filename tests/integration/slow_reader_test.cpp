@@ -226,7 +226,9 @@ class OtherClients {
 //   counts capacity too once the allocator hands out pages that earlier blocks touched, and the
 //   blocks the vectors grew out of are kept by the allocator for reuse.
 // - The decoder's buffer doubles until a partial frame is at most 1/32 of it: under twice
-//   (32 frames + one read), and every page of it is touched as reads cycle through it.
+//   (32 frames + one read), and every page of it is touched as reads cycle through it. Partial
+//   frames of 16 KiB or more make it a ring instead, of under twice (one frame + one read),
+//   whose pages the resident size counts twice (each is mapped twice): within the same bound.
 // - Socket buffers are the kernel's memory, in neither measure; they only decide how much of the
 //   20 MiB the server takes before TCP holds the peer back.
 // - 2 MiB for the test's own side: the reply splitter, four clients, touched stack.
