@@ -495,15 +495,19 @@ std::vector<std::byte> ClientCore::take_frame_buffer() {
   return buffer;
 }
 
-// Empties `sent`, keeping what the pool has room for.
+// Empties `sent`, keeping buffers in order until the pool is full. After a quiet look at the
+// buffers (trim_buffers), the first sent batch keeps none over retained_buffer_bytes: a large
+// buffer out with a request at that moment is not kept either.
 void ClientCore::recycle_frame_buffers(std::vector<std::vector<std::byte>>& sent) {
   const auto keep = retained_buffer_bytes(options_);
+  const bool keep_large = !drop_large_frame_buffers_;
+  drop_large_frame_buffers_ = false;
   {
     const std::lock_guard lock(frame_pool_mutex_);
     for (auto& buffer : sent) {
       const auto bytes = buffer.capacity();
       if (frame_pool_.size() == max_pooled_frames ||
-          (frame_pool_bytes_ + bytes > keep && !frame_pool_.empty())) {
+          (frame_pool_bytes_ + bytes > keep && !(frame_pool_.empty() && keep_large))) {
         break;
       }
       buffer.clear();
@@ -511,7 +515,14 @@ void ClientCore::recycle_frame_buffers(std::vector<std::vector<std::byte>>& sent
       frame_pool_bytes_ += bytes;
     }
   }
-  sent.clear();
+  sent.clear();  // outside the lock: callers of take_frame_buffer() need not wait for free()
+}
+
+void ClientCore::drop_frame_pool() {
+  std::vector<std::vector<std::byte>> dropped;
+  const std::lock_guard lock(frame_pool_mutex_);
+  dropped.swap(frame_pool_);
+  frame_pool_bytes_ = 0;
 }
 
 std::size_t ClientCore::frame_pool_bytes() const {
@@ -545,13 +556,8 @@ void ClientCore::trim_buffers() {
   if (tls_ && tls_->write_buffer && tls_->write_buffer->capacity() > keep) {
     tls_->write_buffer.reset();
   }
-  {
-    const std::lock_guard lock(frame_pool_mutex_);
-    if (frame_pool_bytes_ > keep) {
-      frame_pool_.clear();
-      frame_pool_bytes_ = 0;
-    }
-  }
+  if (frame_pool_bytes() > keep) drop_frame_pool();
+  drop_large_frame_buffers_ = true;
   trim_buffers_later();  // still large because still busy: look again later
 }
 
@@ -613,6 +619,7 @@ void ClientCore::lose_tcp(boost::system::error_code reason) {
   socket_.close(ignored);
   queued_.clear();
   sending_.clear();
+  drop_frame_pool();
   std::vector<std::uint64_t> lost;
   for (const auto& [id, waiting] : pending_) {
     if (!waiting.over_udp && !waiting.waiting_for_room) lost.push_back(id);
@@ -636,6 +643,7 @@ void ClientCore::close(boost::system::error_code reason) {
   connect_timer_.cancel();
   reconnect_timer_.cancel();
   trim_timer_.cancel();
+  drop_frame_pool();
   udp_socket_.close(ignored);
   // Calls waiting for room were never sent: they end with the close's reason, before the calls
   // lose_tcp() completes make room and start them.

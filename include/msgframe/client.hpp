@@ -56,6 +56,7 @@ struct CallOptions {
   std::string* error_message = nullptr;
 };
 
+// Not for use in a forked child: its read buffer may be mapped in the parent only.
 class Client {
  public:
   // A client whose I/O runs on `executor`, e.g. an io_context the program runs.

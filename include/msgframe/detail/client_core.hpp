@@ -115,6 +115,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void trim_buffers();
   void recycle_frame_buffers(std::vector<std::vector<std::byte>>& sent);
   std::size_t frame_pool_bytes() const;
+  void drop_frame_pool();
 
   const ClientOptions options_;
   Strand strand_;
@@ -143,6 +144,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   mutable std::mutex frame_pool_mutex_;
   std::vector<std::vector<std::byte>> frame_pool_;  // under frame_pool_mutex_
   std::size_t frame_pool_bytes_ = 0;                // their capacity, under frame_pool_mutex_
+  bool drop_large_frame_buffers_ = false;           // strand: see recycle_frame_buffers()
   bool writing_ = false;
   bool handling_replies_ = false;  // inside on_read's loop: flush once at its end
   bool closed_by_user_ = false;
