@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "fuzz/frame_decoder_check.hpp"
+#include "fuzz/large_frames_check.hpp"
 
 BOOST_AUTO_TEST_CASE(every_corpus_input_keeps_the_decoder_properties) {
   const auto& suite = boost::unit_test::framework::master_test_suite();
@@ -20,6 +21,7 @@ BOOST_AUTO_TEST_CASE(every_corpus_input_keeps_the_decoder_properties) {
     const std::vector<std::uint8_t> input(std::istreambuf_iterator<char>(file), {});
     BOOST_TEST_CONTEXT(entry.path().filename()) {
       BOOST_TEST(msgframe::test::check_frame_decoder(input) == "");
+      BOOST_TEST(msgframe::test::check_large_frames(input) == "");
     }
     ++inputs;
   }
