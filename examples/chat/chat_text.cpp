@@ -64,32 +64,33 @@ std::string_view help_text() {
          "anything else is said to the room (start it with // to say a line starting with /)";
 }
 
-std::string clock_time(std::int64_t unix_nanos) {
+// "[HH:MM:SS] " in local time, the start of every line a room shows.
+std::string time_stamp(std::int64_t unix_nanos) {
   const std::time_t seconds = static_cast<std::time_t>(unix_nanos / 1'000'000'000);
   std::tm local{};
   ::localtime_r(&seconds, &local);
   char text[16];
-  std::strftime(text, sizeof text, "%H:%M:%S", &local);
+  std::strftime(text, sizeof text, "[%H:%M:%S] ", &local);
   return text;
 }
 
 std::string describe(const v1::MessageSaid& said) {
-  return "[" + clock_time(said.unix_nanos()) + "] <" + printable(said.nickname()) + "> " +
+  return time_stamp(said.unix_nanos()) + "<" + printable(said.nickname()) + "> " +
          printable(said.text());
 }
 
 std::string describe(const v1::MemberJoined& joined) {
-  return "[" + clock_time(joined.unix_nanos()) + "] * " + printable(joined.nickname()) +
-         " joined #" + printable(joined.room());
+  return time_stamp(joined.unix_nanos()) + "* " + printable(joined.nickname()) + " joined #" +
+         printable(joined.room());
 }
 
 std::string describe(const v1::MemberLeft& left) {
-  return "[" + clock_time(left.unix_nanos()) + "] * " + printable(left.nickname()) + " left #" +
+  return time_stamp(left.unix_nanos()) + "* " + printable(left.nickname()) + " left #" +
          printable(left.room()) + " (" + printable(left.reason()) + ")";
 }
 
 std::string describe(const v1::MemberRenamed& renamed) {
-  return "[" + clock_time(renamed.unix_nanos()) + "] * " + printable(renamed.old_nickname()) +
+  return time_stamp(renamed.unix_nanos()) + "* " + printable(renamed.old_nickname()) +
          " is now known as " + printable(renamed.new_nickname());
 }
 
