@@ -32,8 +32,11 @@ std::size_t retained_buffer_bytes(const ClientOptions& options) {
 // every message, which would make a stream of large replies allocate a buffer for each.
 constexpr std::chrono::seconds trim_interval{1};
 
-// Enough frame buffers for the calls one write sends in the pipelined case.
-constexpr std::size_t max_pooled_frames = 64;
+// Frame buffers worth keeping: small ones come and go through malloc's per-thread cache more
+// cheaply than through the pool's lock; large ones, left to malloc, may be given back to the
+// system after each call and faulted in again for the next.
+constexpr std::size_t min_pooled_frame_bytes = 16 * 1024;
+constexpr std::size_t max_pooled_frames = 16;
 
 }  // namespace
 
@@ -487,16 +490,18 @@ void ClientCore::forget_answered_deadlines() {
 // ---- Buffers ----------------------------------------------------------------------------------
 
 std::vector<std::byte> ClientCore::take_frame_buffer() {
+  if (frame_pool_size_.load(std::memory_order_relaxed) == 0) return {};  // small frames: no lock
   const std::lock_guard lock(frame_pool_mutex_);
   if (frame_pool_.empty()) return {};
   auto buffer = std::move(frame_pool_.back());
   frame_pool_.pop_back();
+  frame_pool_size_.store(frame_pool_.size(), std::memory_order_relaxed);
   frame_pool_bytes_ -= buffer.capacity();
   return buffer;
 }
 
-// Empties `sent`, keeping buffers in order until the pool is full. After a quiet look at the
-// buffers (trim_buffers), the first sent batch keeps none over retained_buffer_bytes: a large
+// Empties `sent`, keeping its large buffers in order until the pool is full. After a quiet look at
+// the buffers (trim_buffers), the first sent batch keeps none over retained_buffer_bytes: a large
 // buffer out with a request at that moment is not kept either.
 void ClientCore::recycle_frame_buffers(std::vector<std::vector<std::byte>>& sent) {
   const auto keep = retained_buffer_bytes(options_);
@@ -506,6 +511,7 @@ void ClientCore::recycle_frame_buffers(std::vector<std::vector<std::byte>>& sent
     const std::lock_guard lock(frame_pool_mutex_);
     for (auto& buffer : sent) {
       const auto bytes = buffer.capacity();
+      if (bytes < min_pooled_frame_bytes) continue;
       if (frame_pool_.size() == max_pooled_frames ||
           (frame_pool_bytes_ + bytes > keep && !(frame_pool_.empty() && keep_large))) {
         break;
@@ -514,6 +520,7 @@ void ClientCore::recycle_frame_buffers(std::vector<std::vector<std::byte>>& sent
       frame_pool_.push_back(std::move(buffer));
       frame_pool_bytes_ += bytes;
     }
+    frame_pool_size_.store(frame_pool_.size(), std::memory_order_relaxed);
   }
   sent.clear();  // outside the lock: callers of take_frame_buffer() need not wait for free()
 }
@@ -522,6 +529,7 @@ void ClientCore::drop_frame_pool() {
   std::vector<std::vector<std::byte>> dropped;
   const std::lock_guard lock(frame_pool_mutex_);
   dropped.swap(frame_pool_);
+  frame_pool_size_.store(0, std::memory_order_relaxed);
   frame_pool_bytes_ = 0;
 }
 

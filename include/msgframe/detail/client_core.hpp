@@ -52,8 +52,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   // Any thread.
   std::uint64_t next_call_id() noexcept { return next_call_id_++; }
-  // An empty buffer to serialize a frame into: one a sent frame left, when there is one, so
-  // that a stream of large requests does not allocate (and fault in) a buffer for each.
+  // An empty buffer to serialize a frame into: one a large sent frame left, when there is one,
+  // so that a stream of large requests does not allocate (and fault in) a buffer for each.
   std::vector<std::byte> take_frame_buffer();
   bool is_connected() const noexcept { return tcp_connected_ || udp_ready_; }
   Transport current_transport() const noexcept {
@@ -139,10 +139,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::vector<std::vector<std::byte>> queued_;
   std::vector<std::vector<std::byte>> sending_;
   std::vector<boost::asio::const_buffer> send_buffers_;
-  // Buffers of sent frames for take_frame_buffer(): at most max_pooled_frames, and in all
+  // Large buffers of sent frames for take_frame_buffer(): at most max_pooled_frames, and in all
   // retained_buffer_bytes or a single buffer of any size (trimmed to that once traffic is quiet).
   mutable std::mutex frame_pool_mutex_;
   std::vector<std::vector<std::byte>> frame_pool_;  // under frame_pool_mutex_
+  std::atomic<std::size_t> frame_pool_size_{0};     // its size, to skip the lock when empty
   std::size_t frame_pool_bytes_ = 0;                // their capacity, under frame_pool_mutex_
   bool drop_large_frame_buffers_ = false;           // strand: see recycle_frame_buffers()
   bool writing_ = false;
