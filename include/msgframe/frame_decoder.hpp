@@ -84,6 +84,8 @@ class FrameDecoder {
   void take(FrameDecoder& other) noexcept;
   void fail(msgframe::error reason) noexcept;
 
+  // What next() reads comes first, together (moving the owners of the memory ahead of it cost
+  // 16-byte frames a third of their speed in BM_Decode).
   FrameOptions options_;
   std::byte* buffer_ = nullptr;  // heap_'s or ring_'s memory, whichever is in use
   std::size_t capacity_ = 0;
