@@ -259,13 +259,41 @@ void ClientCore::set_transport(Transport transport) {
 
 // ---- Calls ------------------------------------------------------------------------------------
 
+void ClientCore::submit_call(std::uint64_t id, std::vector<std::byte> frame,
+                             boost::system::error_code encode_error,
+                             std::chrono::milliseconds timeout, PendingCallPtr call) {
+  if (strand_.running_in_this_thread()) {
+    const bool nested = starting_call_;
+    starting_call_ = true;
+    begin_call(id, std::move(frame), encode_error, timeout, std::move(call));
+    starting_call_ = nested;
+    return;
+  }
+  asio::post(strand_, [self = shared_from_this(), id, frame = std::move(frame), encode_error,
+                       timeout, call = std::move(call)]() mutable {
+    self->begin_call(id, std::move(frame), encode_error, timeout, std::move(call));
+  });
+}
+
+void ClientCore::begin_call(std::uint64_t id, std::vector<std::byte> frame,
+                            boost::system::error_code encode_error,
+                            std::chrono::milliseconds timeout, PendingCallPtr call) {
+  if (encode_error) return finish(std::move(call), encode_error, nullptr);
+  start_call(id, std::move(frame), Clock::now() + timeout, std::move(call));
+}
+
+void ClientCore::finish(PendingCallPtr call, boost::system::error_code error,
+                        const EnvelopeView* reply) {
+  call.release()->complete(error, reply, strand_, !starting_call_);
+}
+
 void ClientCore::start_call(std::uint64_t id, std::vector<std::byte> frame,
-                            Clock::time_point deadline, std::unique_ptr<PendingCall> call) {
+                            Clock::time_point deadline, PendingCallPtr call) {
   if (calls_in_flight_ < options_.max_pending_calls && waiting_for_room_.empty()) {
     return send_call(id, std::move(frame), deadline, std::move(call));
   }
   if (!options_.wait_for_room) {
-    return call->complete(msgframe::error::too_many_pending_calls, nullptr);
+    return finish(std::move(call), msgframe::error::too_many_pending_calls, nullptr);
   }
   pending_.emplace(id, Waiting{std::move(call), false, std::move(frame), 0, deadline, true});
   waiting_for_room_.push_back(id);
@@ -287,9 +315,9 @@ void ClientCore::start_calls_waiting_for_room() {
 }
 
 void ClientCore::send_call(std::uint64_t id, std::vector<std::byte> frame,
-                           Clock::time_point deadline, std::unique_ptr<PendingCall> call) {
+                           Clock::time_point deadline, PendingCallPtr call) {
   if (tcp_connected_) {
-    if (server_draining_) return call->complete(msgframe::error::shutting_down, nullptr);
+    if (server_draining_) return finish(std::move(call), msgframe::error::shutting_down, nullptr);
     ++counters_.calls_over_tcp;
     ++tcp_calls_in_flight_;
     ++calls_in_flight_;
@@ -298,9 +326,9 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte> frame,
     send(std::move(frame));
     return;
   }
-  if (!udp_ready_) return call->complete(msgframe::error::not_connected, nullptr);
+  if (!udp_ready_) return finish(std::move(call), msgframe::error::not_connected, nullptr);
   if (frame.size() - frame_prefix_bytes > options_.max_datagram_bytes) {
-    return call->complete(msgframe::error::frame_too_large, nullptr);
+    return finish(std::move(call), msgframe::error::frame_too_large, nullptr);
   }
   ++counters_.calls_over_udp;
   ++calls_in_flight_;
@@ -477,7 +505,7 @@ void ClientCore::complete(std::uint64_t id, boost::system::error_code error,
     --calls_in_flight_;
     start_calls_waiting_for_room();
   }
-  call->complete(error, reply);
+  finish(std::move(call), error, reply);
 }
 
 // Calls end mostly in the order they began, and most share one timeout: the earliest deadline
@@ -668,7 +696,7 @@ void ClientCore::close(boost::system::error_code reason) {
   waiting_for_room_.clear();
   auto pending = std::move(pending_);
   pending_.clear();
-  for (auto& [id, waiting] : pending) waiting.call->complete(reason, nullptr);
+  for (auto& [id, waiting] : pending) finish(std::move(waiting.call), reason, nullptr);
 }
 
 }  // namespace msgframe::detail

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -18,18 +19,11 @@
 
 #include "msgframe/client_options.hpp"
 #include "msgframe/detail/client_core.hpp"
+#include "msgframe/detail/typed_call.hpp"
 
 namespace msgframe {
 
 namespace detail {
-
-// A message type's full protobuf name, looked up once: GetTypeName() builds a new string (on the
-// heap, for names over 15 bytes) on every call.
-template <class Message>
-const std::string& type_name_of() {
-  static const std::string name = Message::default_instance().GetTypeName();
-  return name;
-}
 
 // Continues a composed operation on `executor`. Posting `self` itself would run it on the
 // completion handler's executor instead (a coroutine's, say), off the client's strand.
@@ -94,10 +88,14 @@ class Client {
     const auto encoded = append_envelope_frame(frame, core_->encoder(),
                                                {id, v1::KIND_REQUEST, type, &request, nullptr});
     const auto timeout = options.timeout.count() > 0 ? options.timeout : options_.call_timeout;
-    return boost::asio::async_compose<Token, void(boost::system::error_code, Response)>(
-        CallOperation<Response>{core_, id, std::move(frame), encoded, timeout,
-                                options.error_message},
-        token, core_->strand());
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, Response)>(
+        [core = core_, id, frame = std::move(frame), encoded, timeout,
+         error_message = options.error_message](auto handler) mutable {
+          using Call = detail::TypedCall<Response, decltype(handler)>;
+          core->submit_call(id, std::move(frame), encoded, timeout,
+                            Call::make(std::move(handler), error_message));
+        },
+        token);
   }
 
   template <class Response, class Request, class Token>
@@ -184,8 +182,6 @@ class Client {
   boost::asio::any_io_executor get_executor() const { return core_->strand(); }
 
  private:
-  template <class Response>
-  class CallOperation;
   class ConnectOperation;
   void expect_other_thread() const;
 
@@ -195,85 +191,6 @@ class Client {
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> own_work_;
   std::thread own_thread_;
   std::shared_ptr<detail::ClientCore> core_;
-};
-
-// Runs on the strand: registers the call; completes when its reply, deadline or a failure comes.
-template <class Response>
-class Client::CallOperation {
- public:
-  CallOperation(std::shared_ptr<detail::ClientCore> core, std::uint64_t id,
-                std::vector<std::byte> frame, boost::system::error_code encode_error,
-                std::chrono::milliseconds timeout, std::string* error_message)
-      : core_(std::move(core)),
-        id_(id),
-        frame_(std::move(frame)),
-        encode_error_(encode_error),
-        timeout_(timeout),
-        error_message_(error_message) {}
-
-  // First entered in the caller's thread; everything after runs on the client's strand. A call
-  // made on the strand itself (from a completion, say) over a connected TCP stays there, without
-  // a post: it cannot complete before start_call returns, so nothing completes inline.
-  template <class Self>
-  void operator()(Self& self) {
-    if (!on_strand_) {
-      on_strand_ = true;
-      const bool can_start_here = core_->strand().running_in_this_thread() && !encode_error_ &&
-                                  core_->current_transport() == Transport::tcp;
-      if (!can_start_here) {
-        const auto strand = core_->strand();  // before `self`, holding core_, moves
-        return detail::resume_on(strand, std::move(self));
-      }
-    }
-    if (encode_error_)
-      return detail::complete_on_handler_executor(std::move(self), encode_error_, Response{});
-    // Moving `self` moves this object too: take what start_call needs first.
-    auto core = core_;
-    auto frame = std::move(frame_);
-    const auto id = id_;
-    const auto deadline = detail::ClientCore::Clock::now() + timeout_;
-    auto waiting = std::make_unique<Waiting<Self>>(std::move(self), error_message_);
-    core->start_call(id, std::move(frame), deadline, std::move(waiting));
-  }
-
- private:
-  template <class Self>
-  class Waiting final : public detail::PendingCall {
-   public:
-    Waiting(Self self, std::string* error_message)
-        : self_(std::move(self)), error_message_(error_message) {}
-
-    void complete(boost::system::error_code error, const EnvelopeView* reply) override {
-      Response response;
-      if (!error && reply != nullptr) error = read_reply(*reply, response);
-      detail::complete_on_handler_executor(std::move(self_), error, std::move(response));
-    }
-
-   private:
-    boost::system::error_code read_reply(const EnvelopeView& reply, Response& response) {
-      if (reply.kind == v1::KIND_ERROR) {
-        const int code = reply.error ? reply.error->code() : 0;
-        if (error_message_ != nullptr && reply.error) *error_message_ = reply.error->message();
-        return from_wire_error(code);
-      }
-      if (reply.type != detail::type_name_of<Response>()) return error::unexpected_response_type;
-      if (!response.ParseFromArray(reply.payload.data(), static_cast<int>(reply.payload.size()))) {
-        return error::bad_payload;
-      }
-      return {};
-    }
-
-    Self self_;
-    std::string* error_message_;
-  };
-
-  std::shared_ptr<detail::ClientCore> core_;
-  std::uint64_t id_;
-  std::vector<std::byte> frame_;
-  boost::system::error_code encode_error_;
-  std::chrono::milliseconds timeout_;
-  std::string* error_message_;
-  bool on_strand_ = false;
 };
 
 // Moves to the strand, then lets the core resolve and connect (see ClientCore::connect).

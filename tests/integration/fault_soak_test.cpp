@@ -241,8 +241,7 @@ class WellBehavedClient {
         });
   }
 
-  // The next round is posted: a call that fails at once (the connection lost) completes inline,
-  // and rounds calling each other would grow the stack.
+  // The next round is posted: however its calls end, a round never runs inside the last one.
   void answered() {
     if (--outstanding_ == 0) asio::post(client_.get_executor(), [this] { next_round(); });
   }

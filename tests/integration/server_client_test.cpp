@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -715,6 +716,59 @@ BOOST_AUTO_TEST_CASE(completions_run_on_the_callers_executor) {
   caller.run_for(std::chrono::seconds(60));
   BOOST_TEST(resumed_on_caller == coroutines * 20);
   BOOST_TEST(correct == coroutines * 20);
+}
+
+// A call made on the client's strand that fails at once (here: over max_pending_calls) still
+// completes after async_call returns, never inside it; and a handler bound to another strand of
+// the client's strand type runs on that strand, not the client's.
+BOOST_AUTO_TEST_CASE(completions_never_run_inside_async_call_and_keep_their_own_strand) {
+  msgframe::test::HeldEcho held;
+  msgframe::Server server(msgframe::test::loopback_options(1));
+  held.install(server.router());
+  BOOST_TEST_REQUIRE(!server.start());
+  msgframe::ClientOptions options;
+  options.max_pending_calls = 1;
+  Client client(options);
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+  auto first = client.async_call<v1::EchoResponse>(echo_request("held"), asio::use_future);
+  BOOST_TEST_REQUIRE(held.wait_until_holding(1, generous));
+
+  struct Seen {
+    bool returned_first = false;
+    bool on_client_strand = false;
+    boost::system::error_code error;
+  };
+  std::promise<Seen> refused;
+  asio::post(client.get_executor(), [&] {
+    auto returned = std::make_shared<bool>(false);
+    client.async_call<v1::EchoResponse>(
+        echo_request("one too many"),
+        [&, returned](boost::system::error_code error, v1::EchoResponse) {
+          const auto* strand = client.get_executor().target<asio::strand<asio::any_io_executor>>();
+          refused.set_value({*returned, strand->running_in_this_thread(), error});
+        });
+    *returned = true;
+  });
+  auto seen = refused.get_future();
+  BOOST_TEST_REQUIRE((seen.wait_for(generous) == std::future_status::ready));
+  const auto refusal = seen.get();
+  BOOST_TEST(refusal.returned_first);
+  BOOST_TEST(refusal.on_client_strand);
+  BOOST_TEST(refusal.error == msgframe::error::too_many_pending_calls);
+
+  asio::io_context other;
+  const asio::strand<asio::any_io_executor> other_strand(other.get_executor());
+  std::atomic<bool> ran_on_other_strand = false;
+  held.release();
+  BOOST_TEST(first.get().payload() == "held");
+  client.async_call<v1::EchoResponse>(
+      echo_request("bound"),
+      asio::bind_executor(other_strand, [&](boost::system::error_code error, v1::EchoResponse) {
+        ran_on_other_strand = !error && other_strand.running_in_this_thread();
+        other.stop();
+      }));
+  other.run_for(generous);
+  BOOST_TEST(ran_on_other_strand.load());
 }
 
 // With a max frame too small even for an ERROR envelope, the error is dropped (and logged), not

@@ -30,18 +30,31 @@ namespace msgframe {
 
 namespace detail {
 
-// A call waiting for its reply; completed exactly once, on the strand.
+using ClientStrand = boost::asio::strand<boost::asio::any_io_executor>;
+
+// A call waiting for its reply, on the strand: completed once, or destroyed with the client.
 class PendingCall {
  public:
-  virtual ~PendingCall() = default;
-  // `reply` is the RESPONSE or ERROR envelope, or null when the call failed locally.
-  virtual void complete(boost::system::error_code error, const EnvelopeView* reply) = 0;
+  // Completes the call with the RESPONSE or ERROR envelope `reply` (null: it failed locally) and
+  // frees it. `may_run_inline`: not inside the call's own initiating function.
+  virtual void complete(boost::system::error_code error, const EnvelopeView* reply,
+                        const ClientStrand& strand, bool may_run_inline) = 0;
+  // Frees the call without completing it: its client's executor is gone.
+  virtual void destroy() noexcept = 0;
+
+ protected:
+  ~PendingCall() = default;
 };
+
+struct PendingCallDeleter {
+  void operator()(PendingCall* call) const noexcept { call->destroy(); }
+};
+using PendingCallPtr = std::unique_ptr<PendingCall, PendingCallDeleter>;
 
 class ClientCore : public std::enable_shared_from_this<ClientCore> {
  public:
   using Clock = std::chrono::steady_clock;
-  using Strand = boost::asio::strand<boost::asio::any_io_executor>;
+  using Strand = ClientStrand;
   using ConnectHandler = std::function<void(boost::system::error_code)>;
 
   ClientCore(boost::asio::any_io_executor executor, const ClientOptions& options);
@@ -60,12 +73,15 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return tcp_connected_ ? Transport::tcp : Transport::udp;
   }
   ClientStats stats() const noexcept;
+  // Starts a call on the strand: at once when called there, else posted. `frame` is the TCP
+  // frame (over UDP, the frame less its prefix is the datagram); `encode_error`, when set, is
+  // the call's result. Never completes the call before returning.
+  void submit_call(std::uint64_t id, std::vector<std::byte> frame,
+                   boost::system::error_code encode_error, std::chrono::milliseconds timeout,
+                   PendingCallPtr call);
 
   // Strand only.
   void connect(std::string host, std::uint16_t port, ConnectHandler done);
-  // `frame` is the TCP frame; over UDP its envelope (the frame less its prefix) is the datagram.
-  void start_call(std::uint64_t id, std::vector<std::byte> frame, Clock::time_point deadline,
-                  std::unique_ptr<PendingCall> call);
   // A one-way request: over TCP when connected, else as a datagram when it fits.
   void send_one_way(std::vector<std::byte> frame);
   void subscribe(std::string type, std::function<void(std::span<const std::byte>)> handler);
@@ -74,7 +90,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
  private:
   struct Waiting {
-    std::unique_ptr<PendingCall> call;
+    PendingCallPtr call;
     bool over_udp = false;
     std::vector<std::byte> frame;  // kept for resends over UDP, and while waiting for room
     int resends_left = 0;
@@ -83,6 +99,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   };
 
   struct Tls;
+  void begin_call(std::uint64_t id, std::vector<std::byte> frame,
+                  boost::system::error_code encode_error, std::chrono::milliseconds timeout,
+                  PendingCallPtr call);
+  void start_call(std::uint64_t id, std::vector<std::byte> frame, Clock::time_point deadline,
+                  PendingCallPtr call);
+  // Completes `call`: inline, unless a call is being started on the strand right now.
+  void finish(PendingCallPtr call, boost::system::error_code error, const EnvelopeView* reply);
   void connect_tcp(ConnectHandler done);
   void on_connect_failed(boost::system::error_code error, ConnectHandler done);
   // The TLS handshake on the connected socket (at once without TLS).
@@ -95,7 +118,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void set_transport(Transport transport);
   void send(std::vector<std::byte> frame);
   void send_call(std::uint64_t id, std::vector<std::byte> frame, Clock::time_point deadline,
-                 std::unique_ptr<PendingCall> call);
+                 PendingCallPtr call);
   void start_calls_waiting_for_room();
 
   void read();
@@ -148,6 +171,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   bool drop_large_frame_buffers_ = false;           // strand: see recycle_frame_buffers()
   bool writing_ = false;
   bool handling_replies_ = false;  // inside on_read's loop: flush once at its end
+  bool starting_call_ = false;     // inside submit_call on the strand: completions are posted
   bool closed_by_user_ = false;
   // The server said it is shutting down: no new calls on this connection, which closes once the
   // calls on it are answered.

@@ -1,0 +1,148 @@
+// A call of Client::async_call waiting for its reply (not for users): parses the reply as
+// Response and hands it to the completion handler on the handler's executor.
+#pragma once
+
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/system_executor.hpp>
+#include <memory>
+#include <string>
+#include <type_traits>
+
+#include "msgframe/detail/client_core.hpp"
+
+namespace msgframe::detail {
+
+// A message type's full protobuf name, looked up once: GetTypeName() builds a new string (on the
+// heap, for names over 15 bytes) on every call.
+template <class Message>
+const std::string& type_name_of() {
+  static const std::string name = Message::default_instance().GetTypeName();
+  return name;
+}
+
+template <class Response>
+boost::system::error_code read_reply(const EnvelopeView& reply, Response& response,
+                                     std::string* error_message) {
+  if (reply.kind == v1::KIND_ERROR) {
+    const int code = reply.error ? reply.error->code() : 0;
+    if (error_message != nullptr && reply.error) *error_message = reply.error->message();
+    return from_wire_error(code);
+  }
+  if (reply.type != type_name_of<Response>()) return error::unexpected_response_type;
+  if (!response.ParseFromArray(reply.payload.data(), static_cast<int>(reply.payload.size()))) {
+    return error::bad_payload;
+  }
+  return {};
+}
+
+// Keeps `executor` busy (its io_context's run() from returning) while the copy lives.
+template <class Executor>
+auto track_work(const Executor& executor) {
+  if constexpr (boost::asio::execution::is_executor<Executor>::value) {
+    return boost::asio::prefer(executor, boost::asio::execution::outstanding_work.tracked);
+  } else {
+    return boost::asio::make_work_guard(executor);
+  }
+}
+
+template <class Work>
+auto executor_of(const Work& work) {
+  if constexpr (boost::asio::execution::is_executor<Work>::value) {
+    return work;
+  } else {
+    return work.get_executor();
+  }
+}
+
+// Lives from the call's start to its completion, in memory from the handler's allocator (by
+// default Asio's per-thread recycling cache: no malloc per call). A handler without an executor
+// of its own (or bound to the system executor, which runs anything anywhere) runs on the client's
+// strand, where replies are read: then it is called directly, and nothing is copied for it. Any
+// other executor (a coroutine's, say) is kept busy until the handler is dispatched to it.
+template <class Response, class Handler>
+class TypedCall final : public PendingCall {
+  using Executor = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
+  using Allocator = typename std::allocator_traits<boost::asio::associated_allocator_t<
+      Handler, boost::asio::recycling_allocator<void>>>::template rebind_alloc<TypedCall>;
+  static constexpr bool runs_on_client_strand =
+      std::is_same_v<Executor, boost::asio::system_executor>;
+  struct NoWork {};
+  using Work = std::conditional_t<runs_on_client_strand, NoWork,
+                                  decltype(track_work(std::declval<const Executor&>()))>;
+
+ public:
+  static PendingCallPtr make(Handler handler, std::string* error_message) {
+    Allocator allocator = allocator_of(handler);
+    TypedCall* call = std::allocator_traits<Allocator>::allocate(allocator, 1);
+    try {
+      std::allocator_traits<Allocator>::construct(allocator, call, std::move(handler),
+                                                  error_message);
+    } catch (...) {
+      std::allocator_traits<Allocator>::deallocate(allocator, call, 1);
+      throw;
+    }
+    return PendingCallPtr(call);
+  }
+
+  TypedCall(Handler handler, std::string* error_message)
+      : handler_(std::move(handler)), work_(work_for(handler_)), error_message_(error_message) {}
+
+  void complete(boost::system::error_code error, const EnvelopeView* reply,
+                const ClientCore::Strand& strand, bool may_run_inline) override {
+    Response response;
+    if (!error && reply != nullptr) error = read_reply(*reply, response, error_message_);
+    // Freed before the handler runs: the handler may start the next call in this memory.
+    Allocator allocator = allocator_of(handler_);
+    auto handler = std::move(handler_);
+    auto work = std::move(work_);
+    free(allocator);
+    auto invoke = [handler = std::move(handler), error, response = std::move(response)]() mutable {
+      std::move(handler)(error, std::move(response));
+    };
+    if constexpr (runs_on_client_strand) {
+      if (may_run_inline) return invoke();
+      boost::asio::post(strand, std::move(invoke));
+    } else {
+      const auto executor = executor_of(work);
+      if (may_run_inline) {
+        boost::asio::dispatch(executor, std::move(invoke));
+      } else {
+        boost::asio::post(executor, std::move(invoke));
+      }
+    }
+  }
+
+  void destroy() noexcept override { free(allocator_of(handler_)); }
+
+ private:
+  static Allocator allocator_of(const Handler& handler) {
+    return Allocator(
+        boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>()));
+  }
+
+  static Work work_for(const Handler& handler) {
+    if constexpr (runs_on_client_strand) {
+      return {};
+    } else {
+      return track_work(boost::asio::get_associated_executor(handler));
+    }
+  }
+
+  void free(Allocator allocator) noexcept {
+    std::allocator_traits<Allocator>::destroy(allocator, this);
+    std::allocator_traits<Allocator>::deallocate(allocator, this, 1);
+  }
+
+  Handler handler_;
+  Work work_;
+  std::string* error_message_;
+};
+
+}  // namespace msgframe::detail
