@@ -4,6 +4,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 
+#include <cstring>
 #include <limits>
 
 namespace msgframe {
@@ -229,6 +230,15 @@ bool is_valid_utf8(std::string_view text) noexcept {
   const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
   const std::size_t size = text.size();
   for (std::size_t index = 0; index < size;) {
+    // Type names are ASCII: eight bytes at a time while no byte has its top bit set.
+    std::uint64_t word = 0;
+    if (size - index >= sizeof word) {
+      std::memcpy(&word, bytes + index, sizeof word);
+      if ((word & 0x8080808080808080u) == 0) {
+        index += sizeof word;
+        continue;
+      }
+    }
     const unsigned char lead = bytes[index];
     if (lead < 0x80) {
       ++index;

@@ -301,6 +301,20 @@ BOOST_AUTO_TEST_CASE(utf8_validation) {
   BOOST_TEST(!msgframe::is_valid_utf8("\xed\xa0\x80"));      // surrogate
   BOOST_TEST(!msgframe::is_valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
   BOOST_TEST(!msgframe::is_valid_utf8("\x80"));
+  // ASCII is checked eight bytes at a time: a bad byte anywhere in or after such a run counts,
+  // and a character may straddle two runs.
+  const std::string ascii = "msgframe.v1.EchoRequest.";
+  const auto with = [&](std::size_t at, std::string_view inserted) {
+    std::string text(ascii.data(), at);
+    text.append(inserted).append(ascii.data() + at, ascii.size() - at);
+    return text;
+  };
+  for (std::size_t at = 0; at <= ascii.size(); ++at) {
+    BOOST_TEST(!msgframe::is_valid_utf8(with(at, "\xff")), "0xff at " << at);
+    BOOST_TEST(msgframe::is_valid_utf8(with(at, "\xe2\x82\xac")), "a euro sign at " << at);
+    const auto text = with(at, "\xe2\x82");
+    BOOST_TEST(!msgframe::is_valid_utf8(text), "a cut euro sign at " << at);
+  }
 }
 
 // The worked example of docs/PROTOCOL.md, byte for byte.
