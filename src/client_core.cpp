@@ -22,6 +22,14 @@ namespace {
 // The protocol's prefix is 4 bytes: a frame less its prefix is the datagram.
 constexpr std::size_t frame_prefix_bytes = 4;
 
+// Removes the first `bytes` of `buffers`, which holds more than that.
+void drop_written(std::vector<asio::const_buffer>& buffers, std::size_t bytes) {
+  auto first = buffers.begin();
+  while (bytes >= first->size()) bytes -= (first++)->size();
+  *first += bytes;
+  buffers.erase(buffers.begin(), first);
+}
+
 // What the connection keeps of its read buffer (and TLS write buffer) once traffic is quiet: a
 // large reply once does not pin its size for the life of the client.
 std::size_t retained_buffer_bytes(const ClientOptions& options) {
@@ -181,6 +189,7 @@ void ClientCore::secure(ConnectHandler done) {
 void ClientCore::on_tcp_connected() {
   boost::system::error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
+  if (!tls_) socket_.non_blocking(true, ignored);  // flush() writes at once when it can
   decoder_.reset();
   waiting_readable_ = false;
   close_reason_.clear();
@@ -279,7 +288,9 @@ void ClientCore::begin_call(std::uint64_t id, std::vector<std::byte> frame,
                             boost::system::error_code encode_error,
                             std::chrono::milliseconds timeout, PendingCallPtr call) {
   if (encode_error) return finish(std::move(call), encode_error, nullptr);
-  start_call(id, std::move(frame), Clock::now() + timeout, std::move(call));
+  // A call its predecessor's reply started counts from that read: one clock reading per read.
+  const auto now = handling_replies_ ? replies_read_at_ : Clock::now();
+  start_call(id, std::move(frame), now + timeout, std::move(call));
 }
 
 void ClientCore::finish(PendingCallPtr call, boost::system::error_code error,
@@ -339,10 +350,17 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte> frame,
   track_deadline(resend_at, id);
 }
 
+// The frame goes out with the others queued by then: at the end of the read whose replies
+// started it, or else in a flush posted behind the calls already waiting for the strand.
 void ClientCore::send(std::vector<std::byte> frame) {
   if (!tcp_connected_) return;
   queued_.push_back(std::move(frame));
-  if (!handling_replies_) flush();  // else the read's end flushes every call its replies started
+  if (handling_replies_ || flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(strand_, [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->flush();
+  });
 }
 
 void ClientCore::send_one_way(std::vector<std::byte> frame) {
@@ -364,36 +382,49 @@ void ClientCore::subscribe(std::string type,
   events_.insert_or_assign(std::move(type), std::move(handler));
 }
 
-// Every frame queued while a write is in progress goes out in the next single gather write.
+// Every frame queued goes out in one gather write: at once, as far as the socket takes it (no
+// completion to wait for), and the rest, or everything over TLS, by an asynchronous write. Frames
+// queued meanwhile go out in the next write.
 void ClientCore::flush() {
   if (writing_ || queued_.empty() || !tcp_connected_) return;
-  writing_ = true;
   std::swap(queued_, sending_);
-  auto handler = [self = shared_from_this(), generation = connection_generation_](
-                     const boost::system::error_code& error, std::size_t) {
-    if (generation != self->connection_generation_) return;
-    self->writing_ = false;
-    self->recycle_frame_buffers(self->sending_);
-    self->trim_buffers_later();
-    if (error) return self->lose_tcp(msgframe::error::connection_lost);
-    self->flush();
-  };
-  if (tls_) {
-    // TLS writes one record per buffer of a gather write: join the frames first.
-    auto& joined = tls_->write_buffer;
-    if (!joined || joined.use_count() > 1) joined = std::make_shared<std::vector<std::byte>>();
-    joined->clear();
-    for (const auto& frame : sending_) joined->insert(joined->end(), frame.begin(), frame.end());
-    asio::async_write(*tls_->stream, asio::buffer(*joined),
-                      [stream = tls_->stream, joined, handler = std::move(handler)](
-                          const boost::system::error_code& error, std::size_t bytes) mutable {
-                        handler(error, bytes);
-                      });
-    return;
-  }
+  if (tls_) return write_tls();
   send_buffers_.clear();
   for (const auto& frame : sending_) send_buffers_.emplace_back(frame.data(), frame.size());
-  asio::async_write(socket_, send_buffers_, std::move(handler));
+  boost::system::error_code error;
+  const auto written = socket_.write_some(send_buffers_, error);
+  if (error && error != asio::error::would_block) return lose_tcp(msgframe::error::connection_lost);
+  if (written == asio::buffer_size(send_buffers_)) return on_written({});
+  drop_written(send_buffers_, written);
+  writing_ = true;
+  asio::async_write(socket_, send_buffers_,
+                    [self = shared_from_this(), generation = connection_generation_](
+                        const boost::system::error_code& error, std::size_t) {
+                      if (generation == self->connection_generation_) self->on_written(error);
+                    });
+}
+
+void ClientCore::write_tls() {
+  // TLS writes one record per buffer of a gather write: join the frames first.
+  auto& joined = tls_->write_buffer;
+  if (!joined || joined.use_count() > 1) joined = std::make_shared<std::vector<std::byte>>();
+  joined->clear();
+  for (const auto& frame : sending_) joined->insert(joined->end(), frame.begin(), frame.end());
+  writing_ = true;
+  asio::async_write(
+      *tls_->stream, asio::buffer(*joined),
+      [self = shared_from_this(), generation = connection_generation_, stream = tls_->stream,
+       joined](const boost::system::error_code& error, std::size_t) {
+        if (generation == self->connection_generation_) self->on_written(error);
+      });
+}
+
+void ClientCore::on_written(const boost::system::error_code& error) {
+  writing_ = false;
+  recycle_frame_buffers(sending_);
+  trim_buffers_later();
+  if (error) return lose_tcp(msgframe::error::connection_lost);
+  flush();
 }
 
 // While the read buffer is empty but large, wait for the socket to turn readable before taking
@@ -436,6 +467,7 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
   // Completions that run inline here often start new calls: they go out in one write after the
   // loop, not one write for the first and another for the rest.
   handling_replies_ = true;
+  replies_read_at_ = Clock::now();
   while (const auto body = decoder_.next()) {
     EnvelopeView envelope;
     if (!parse_envelope(*body, envelope)) on_envelope(envelope);  // else: nothing to match it to
@@ -600,7 +632,7 @@ void ClientCore::trim_buffers() {
 // ---- Deadlines and resends --------------------------------------------------------------------
 
 void ClientCore::track_deadline(Clock::time_point when, std::uint64_t id) {
-  deadlines_.emplace(when, id);
+  deadlines_.push(when, id);
   if (when < armed_for_) arm_deadline_timer();
 }
 
@@ -625,7 +657,7 @@ void ClientCore::on_deadline_timer() {
       --waiting.resends_left;
       ++counters_.udp_resends;
       send_datagram(waiting.frame);  // the same id: the server may answer either copy
-      deadlines_.emplace(std::min(waiting.deadline, now + options_.udp_resend_interval), id);
+      deadlines_.push(std::min(waiting.deadline, now + options_.udp_resend_interval), id);
       continue;
     }
     complete(id, msgframe::error::timeout, nullptr);  // deadline, or no resend left
@@ -690,7 +722,7 @@ void ClientCore::close(boost::system::error_code reason) {
   socket_.close(ignored);
   deadline_timer_.cancel();
   armed_for_ = Clock::time_point::max();
-  deadlines_ = {};
+  deadlines_.clear();
   tcp_calls_in_flight_ = 0;
   calls_in_flight_ = 0;
   waiting_for_room_.clear();

@@ -70,6 +70,10 @@ void Session::on_handshake(const boost::system::error_code& error,
 }
 
 void Session::serve(Server::Impl::Admission admission) {
+  if (!tls_) {
+    boost::system::error_code ignored;
+    socket_.non_blocking(true, ignored);  // flush() writes at once when it can
+  }
   if (admission == Server::Impl::Admission::admitted) {
     last_read_ = std::chrono::steady_clock::now();
     if (server_.options.idle_timeout.count() > 0) arm_idle_timer();
@@ -263,7 +267,7 @@ void Session::send_reply(std::uint64_t request_id, std::string_view type,
                          const google::protobuf::MessageLite& response) {
   if (request_id == 0 || closed_) return;  // one-way request: no reply
   queue({request_id, v1::KIND_RESPONSE, type, &response, nullptr});
-  if (!dispatching_) flush();
+  if (!dispatching_) flush_soon();
 }
 
 void Session::send_error(std::uint64_t request_id, v1::ErrorCode code, std::string_view message) {
@@ -272,7 +276,7 @@ void Session::send_error(std::uint64_t request_id, v1::ErrorCode code, std::stri
     return;
   }
   queue_error(request_id, code, message);
-  if (!dispatching_) flush();
+  if (!dispatching_) flush_soon();
 }
 
 void Session::queue_error(std::uint64_t request_id, v1::ErrorCode code, std::string_view message) {
@@ -329,15 +333,35 @@ void Session::write_pushed() {
 }
 
 // One write for every frame queued: replies to a whole read go out in a single syscall.
+// Written at once as far as the socket takes it (no completion to wait for); the rest, or
+// everything over TLS, by an asynchronous write.
 void Session::flush() {
   if (writing_ || queued_.empty() || closed_ || handshaking_) return;
-  writing_ = true;
   std::swap(queued_, sending_);
+  std::size_t written = 0;
+  if (!tls_) {
+    boost::system::error_code error;
+    written = socket_.write_some(asio::buffer(sending_), error);
+    if (error && error != asio::error::would_block) return on_written(error);
+    if (written == sending_.size()) return on_written({});
+  }
+  writing_ = true;
   auto handler = [self = shared_from_this()](const boost::system::error_code& error, std::size_t) {
     self->on_written(error);
   };
   if (tls_) return asio::async_write(*tls_, asio::buffer(sending_), std::move(handler));
-  asio::async_write(socket_, asio::buffer(sending_), std::move(handler));
+  asio::async_write(socket_, asio::buffer(sending_) + written, std::move(handler));
+}
+
+// Replies from outside a read's frame loop (async handlers, pushed events) go out together: in
+// one flush posted behind the work already waiting for the session's thread.
+void Session::flush_soon() {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(executor(), [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->flush();
+  });
 }
 
 void Session::on_written(const boost::system::error_code& error) {

@@ -54,11 +54,14 @@ class Caller {
   void start(Clock::time_point deadline, std::size_t& outstanding) {
     deadline_ = deadline;
     outstanding_ = &outstanding;
-    for (std::size_t chain = 0; chain < scenario_.in_flight_per_connection; ++chain) call();
+    const auto now = Clock::now();
+    for (std::size_t chain = 0; chain < scenario_.in_flight_per_connection; ++chain) call(now);
   }
 
  private:
-  void call() {
+  // `sent`: the time of the reply that starts this call (like the raw client, which reads the
+  // clock once for a batch of replies and the calls they start).
+  void call(Clock::time_point sent) {
     const std::uint64_t sequence = next_sequence_++;
     // One request reused for every call: async_call serializes it before returning, and the
     // raw client, too, writes each payload into a buffer it keeps.
@@ -66,7 +69,6 @@ class Caller {
     payload.resize(scenario_.payload_bytes);
     write_payload(payload.data(), payload.size(), sequence);
     ++*outstanding_;
-    const auto sent = Clock::now();
     client_.async_call<msgframe::v1::EchoResponse>(
         request_, [this, sequence, sent](boost::system::error_code error,
                                          msgframe::v1::EchoResponse response) {
@@ -85,7 +87,7 @@ class Caller {
             result_.payload_bytes += echoed.size();
             result_.latency.record(now - sent);
           }
-          if (now < deadline_ && result_.failure.empty()) return call();
+          if (now < deadline_ && result_.failure.empty()) return call(now);
           finish_if_idle();
         });
   }

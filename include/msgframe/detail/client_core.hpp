@@ -15,13 +15,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <queue>
 #include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "msgframe/client_options.hpp"
+#include "msgframe/detail/deadline_queue.hpp"
 #include "msgframe/envelope.hpp"
 #include "msgframe/frame_decoder.hpp"
 #include "msgframe/frame_encoder.hpp"
@@ -127,6 +127,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void receive_datagram();
   void on_envelope(const EnvelopeView& envelope);
   void flush();
+  void write_tls();
+  void on_written(const boost::system::error_code& error);
   void send_datagram(const std::vector<std::byte>& frame);
   void track_deadline(Clock::time_point when, std::uint64_t id);
   void arm_deadline_timer();
@@ -169,9 +171,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::atomic<std::size_t> frame_pool_size_{0};     // its size, to skip the lock when empty
   std::size_t frame_pool_bytes_ = 0;                // their capacity, under frame_pool_mutex_
   bool drop_large_frame_buffers_ = false;           // strand: see recycle_frame_buffers()
-  bool writing_ = false;
-  bool handling_replies_ = false;  // inside on_read's loop: flush once at its end
-  bool starting_call_ = false;     // inside submit_call on the strand: completions are posted
+  bool writing_ = false;                            // an asynchronous write holds sending_
+  bool flush_posted_ = false;                       // a flush is on its way to the strand
+  bool handling_replies_ = false;                   // inside on_read's loop: flush once at its end
+  Clock::time_point replies_read_at_;               // when on_read's loop began
+  bool starting_call_ = false;  // inside submit_call on the strand: completions are posted
   bool closed_by_user_ = false;
   // The server said it is shutting down: no new calls on this connection, which closes once the
   // calls on it are answered.
@@ -194,8 +198,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::deque<std::uint64_t> waiting_for_room_;  // in pending_ (unless timed out), oldest first
   // Deadlines and resend times, earliest first; entries of calls already completed are dropped
   // when they reach the top.
-  using Deadline = std::pair<Clock::time_point, std::uint64_t>;
-  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;
+  DeadlineQueue deadlines_;
   Clock::time_point armed_for_ = Clock::time_point::max();
 
   std::map<std::string, std::function<void(std::span<const std::byte>)>, std::less<>> events_;
