@@ -46,6 +46,14 @@ constexpr std::chrono::seconds trim_interval{1};
 constexpr std::size_t min_pooled_frame_bytes = 16 * 1024;
 constexpr std::size_t max_pooled_frames = 16;
 
+// Frames under min_pooled_frame_bytes are copied into one buffer for the write: a gather write
+// of many small pieces costs the kernel more per byte than the copy costs us. Their own buffers
+// go back to the strand's small pool, which take_frame_buffer() hands out on the strand, so
+// that calls started there (from other calls' completions) allocate nothing.
+constexpr std::size_t max_coalesced_bytes = 64 * 1024;
+constexpr std::size_t max_small_buffers = 4;
+constexpr std::size_t max_small_pool_bytes = 16 * 1024;
+
 }  // namespace
 
 struct ClientCore::Tls {
@@ -354,7 +362,15 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte> frame,
 // started it, or else in a flush posted behind the calls already waiting for the strand.
 void ClientCore::send(std::vector<std::byte> frame) {
   if (!tcp_connected_) return;
-  queued_.push_back(std::move(frame));
+  const bool small = frame.size() < min_pooled_frame_bytes;
+  if (small && last_queued_coalesces_ &&
+      queued_.back().size() + frame.size() <= max_coalesced_bytes) {
+    queued_.back().insert(queued_.back().end(), frame.begin(), frame.end());
+    keep_small_buffer(std::move(frame));
+  } else {
+    queued_.push_back(std::move(frame));
+    last_queued_coalesces_ = small;
+  }
   if (handling_replies_ || flush_posted_) return;
   flush_posted_ = true;
   asio::post(strand_, [self = shared_from_this()] {
@@ -388,6 +404,7 @@ void ClientCore::subscribe(std::string type,
 void ClientCore::flush() {
   if (writing_ || queued_.empty() || !tcp_connected_) return;
   std::swap(queued_, sending_);
+  last_queued_coalesces_ = false;
   if (tls_) return write_tls();
   send_buffers_.clear();
   for (const auto& frame : sending_) send_buffers_.emplace_back(frame.data(), frame.size());
@@ -550,6 +567,12 @@ void ClientCore::forget_answered_deadlines() {
 // ---- Buffers ----------------------------------------------------------------------------------
 
 std::vector<std::byte> ClientCore::take_frame_buffer() {
+  if (!small_buffers_.empty() && strand_.running_in_this_thread()) {
+    auto buffer = std::move(small_buffers_.back());
+    small_buffers_.pop_back();
+    small_buffers_bytes_ -= buffer.capacity();
+    return buffer;
+  }
   if (frame_pool_size_.load(std::memory_order_relaxed) == 0) return {};  // small frames: no lock
   const std::lock_guard lock(frame_pool_mutex_);
   if (frame_pool_.empty()) return {};
@@ -560,14 +583,22 @@ std::vector<std::byte> ClientCore::take_frame_buffer() {
   return buffer;
 }
 
-// Empties `sent`, keeping its large buffers in order until the pool is full. After a quiet look at
-// the buffers (trim_buffers), the first sent batch keeps none over retained_buffer_bytes: a large
-// buffer out with a request at that moment is not kept either.
+// Empties `sent`: small buffers go to the strand's small pool, large ones in order to the frame
+// pool until it is full. After a quiet look at the buffers (trim_buffers), the first sent batch
+// keeps none over retained_buffer_bytes: a large buffer out with a request then is not kept either.
 void ClientCore::recycle_frame_buffers(std::vector<std::vector<std::byte>>& sent) {
   const auto keep = retained_buffer_bytes(options_);
   const bool keep_large = !drop_large_frame_buffers_;
   drop_large_frame_buffers_ = false;
-  {
+  bool any_large = false;
+  for (auto& buffer : sent) {
+    if (buffer.capacity() < min_pooled_frame_bytes) {
+      keep_small_buffer(std::move(buffer));
+    } else {
+      any_large = true;
+    }
+  }
+  if (any_large) {
     const std::lock_guard lock(frame_pool_mutex_);
     for (auto& buffer : sent) {
       const auto bytes = buffer.capacity();
@@ -585,7 +616,20 @@ void ClientCore::recycle_frame_buffers(std::vector<std::vector<std::byte>>& sent
   sent.clear();  // outside the lock: callers of take_frame_buffer() need not wait for free()
 }
 
+// Strand only.
+void ClientCore::keep_small_buffer(std::vector<std::byte> buffer) {
+  if (small_buffers_.size() == max_small_buffers ||
+      small_buffers_bytes_ + buffer.capacity() > max_small_pool_bytes) {
+    return;
+  }
+  buffer.clear();
+  small_buffers_bytes_ += buffer.capacity();
+  small_buffers_.push_back(std::move(buffer));
+}
+
 void ClientCore::drop_frame_pool() {
+  small_buffers_.clear();
+  small_buffers_bytes_ = 0;
   std::vector<std::vector<std::byte>> dropped;
   const std::lock_guard lock(frame_pool_mutex_);
   dropped.swap(frame_pool_);

@@ -65,8 +65,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   // Any thread.
   std::uint64_t next_call_id() noexcept { return next_call_id_++; }
-  // An empty buffer to serialize a frame into: one a large sent frame left, when there is one,
-  // so that a stream of large requests does not allocate (and fault in) a buffer for each.
+  // An empty buffer to serialize a frame into: on the strand, one a small sent frame left; else
+  // one a large sent frame left, so that a stream of large requests does not allocate (and fault
+  // in) a buffer for each; else a new one.
   std::vector<std::byte> take_frame_buffer();
   bool is_connected() const noexcept { return tcp_connected_ || udp_ready_; }
   Transport current_transport() const noexcept {
@@ -139,6 +140,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void trim_buffers_later();
   void trim_buffers();
   void recycle_frame_buffers(std::vector<std::vector<std::byte>>& sent);
+  void keep_small_buffer(std::vector<std::byte> buffer);
   std::size_t frame_pool_bytes() const;
   void drop_frame_pool();
 
@@ -160,10 +162,16 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::vector<std::byte> datagram_;  // receive buffer, one byte over the limit
   std::vector<boost::asio::ip::tcp::endpoint> server_endpoints_;
 
-  // Frames as the callers serialized them, sent in one gather write: no copy into a queue.
+  // Frames for the next write, in order: large ones in the buffers the callers serialized them
+  // into, small ones copied together (see send()).
   std::vector<std::vector<std::byte>> queued_;
+  bool last_queued_coalesces_ = false;  // small frames may be appended to queued_.back()
   std::vector<std::vector<std::byte>> sending_;
   std::vector<boost::asio::const_buffer> send_buffers_;
+  // Buffers of small frames, for take_frame_buffer() on the strand (strand only): at most
+  // max_small_buffers, max_small_pool_bytes in all.
+  std::vector<std::vector<std::byte>> small_buffers_;
+  std::size_t small_buffers_bytes_ = 0;
   // Large buffers of sent frames for take_frame_buffer(): at most max_pooled_frames, and in all
   // retained_buffer_bytes or a single buffer of any size (trimmed to that once traffic is quiet).
   mutable std::mutex frame_pool_mutex_;
