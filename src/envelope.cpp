@@ -11,7 +11,6 @@ namespace msgframe {
 namespace {
 
 using google::protobuf::internal::WireFormatLite;
-using google::protobuf::io::CodedInputStream;
 using google::protobuf::io::CodedOutputStream;
 
 enum EnvelopeField : int {
@@ -33,81 +32,164 @@ std::uint8_t* write_length_delimited_header(int field, std::size_t length, std::
   return CodedOutputStream::WriteVarint64ToArray(length, target);
 }
 
-// Reads a length-delimited field's bytes as a view of the input.
-bool read_view(CodedInputStream& input, const std::uint8_t* base, std::string_view& out) {
-  int length = 0;
-  if (!input.ReadVarintSizeAsInt(&length)) return false;
-  const int position = input.CurrentPosition();
-  if (!input.Skip(length)) return false;
-  out = {reinterpret_cast<const char*>(base) + position, static_cast<std::size_t>(length)};
-  return true;
-}
+// Protobuf's wire format, read by hand with protobuf's rules (those of CodedInputStream and
+// WireFormatLite::SkipField, which tests/fuzz/reference_envelope.hpp uses and envelope_fuzz
+// holds this reader to): varints of up to ten bytes, tags the low 32 bits of theirs, lengths up
+// to INT_MAX, groups skipped to their matching end up to 100 deep.
+class WireReader {
+ public:
+  WireReader(const std::uint8_t* begin, const std::uint8_t* end) noexcept : at_(begin), end_(end) {}
+
+  bool at_end() const noexcept { return at_ == end_; }
+
+  // Bits past the 64th are dropped, as protobuf drops them.
+  bool varint(std::uint64_t& value) noexcept {
+    if (at_ != end_ && *at_ < 0x80) {  // one byte: ids under 128, kinds, most tags and lengths
+      value = *at_++;
+      return true;
+    }
+    value = 0;  // also on failure, as protobuf does: an id cut short reads as 0
+    std::uint64_t result = 0;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+      if (at_ == end_) return false;
+      const std::uint8_t byte = *at_++;
+      result |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
+      if (byte < 0x80) {
+        value = result;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // A tag with a field number (protobuf has no field 0).
+  bool tag(std::uint32_t& out) noexcept {
+    std::uint64_t value = 0;
+    if (!varint(value)) return false;
+    out = static_cast<std::uint32_t>(value);
+    return WireFormatLite::GetTagFieldNumber(out) != 0;
+  }
+
+  // A length-delimited field's bytes, as a view of the input.
+  bool bytes(std::string_view& out) noexcept {
+    std::uint64_t length = 0;
+    if (!varint(length) || length > static_cast<std::uint64_t>(std::numeric_limits<int>::max()) ||
+        length > static_cast<std::uint64_t>(end_ - at_)) {
+      return false;
+    }
+    out = {reinterpret_cast<const char*>(at_), static_cast<std::size_t>(length)};
+    at_ += length;
+    return true;
+  }
+
+  // A field this reader does not want, of any wire type but an end of group.
+  bool skip(std::uint32_t tag, int depth = 0) noexcept {
+    std::uint64_t ignored = 0;
+    std::string_view ignored_bytes;
+    switch (WireFormatLite::GetTagWireType(tag)) {
+      case WireFormatLite::WIRETYPE_VARINT:
+        return varint(ignored);
+      case WireFormatLite::WIRETYPE_FIXED64:
+        return advance(8);
+      case WireFormatLite::WIRETYPE_LENGTH_DELIMITED:
+        return bytes(ignored_bytes);
+      case WireFormatLite::WIRETYPE_START_GROUP:
+        return skip_group(WireFormatLite::GetTagFieldNumber(tag), depth + 1);
+      case WireFormatLite::WIRETYPE_FIXED32:
+        return advance(4);
+      default:  // an end of group outside its group, or wire types 6 and 7
+        return false;
+    }
+  }
+
+ private:
+  static constexpr int max_group_depth = 100;
+
+  bool advance(std::size_t count) noexcept {
+    if (static_cast<std::size_t>(end_ - at_) < count) return false;
+    at_ += count;
+    return true;
+  }
+
+  bool skip_group(int field, int depth) noexcept {
+    if (depth > max_group_depth) return false;
+    while (!at_end()) {
+      std::uint32_t inner = 0;
+      if (!tag(inner)) return false;
+      if (WireFormatLite::GetTagWireType(inner) == WireFormatLite::WIRETYPE_END_GROUP) {
+        return WireFormatLite::GetTagFieldNumber(inner) == field;
+      }
+      if (!skip(inner, depth)) return false;
+    }
+    return false;  // the input ended inside the group
+  }
+
+  const std::uint8_t* at_;
+  const std::uint8_t* end_;
+};
 
 enum ErrorField : int { code_field = 1, message_field = 2 };
+
+constexpr std::uint32_t tag_of(int field, WireFormatLite::WireType type) {
+  return static_cast<std::uint32_t>(field) << 3 | type;
+}
 
 // Read by hand, not by protobuf's parser: that one logs every message that is not UTF-8, which
 // would let any peer write to the server's log at will. Repeated occurrences merge (the last
 // code and message win), as protobuf's own parser does.
-bool read_error(CodedInputStream& input, const std::uint8_t* base, v1::Error& error) {
-  int length = 0;
-  if (!input.ReadVarintSizeAsInt(&length)) return false;
-  const auto limit = input.PushLimit(length);
-  bool parsed = true;
-  while (parsed) {
-    const std::uint32_t tag = input.ReadTag();
-    if (tag == 0) break;
-    const int field = WireFormatLite::GetTagFieldNumber(tag);
-    const auto wire_type = WireFormatLite::GetTagWireType(tag);
+bool read_error(std::string_view bytes, v1::Error& error) {
+  const auto* begin = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  WireReader input(begin, begin + bytes.size());
+  while (!input.at_end()) {
+    std::uint32_t tag = 0;
+    if (!input.tag(tag)) return false;
     std::uint64_t code = 0;
     std::string_view message;
-    if (field == 0) {
-      parsed = false;
-    } else if (field == code_field && wire_type == WireFormatLite::WIRETYPE_VARINT) {
-      parsed = input.ReadVarint64(&code);
+    if (tag == tag_of(code_field, WireFormatLite::WIRETYPE_VARINT)) {
+      if (!input.varint(code)) return false;
       error.set_code(static_cast<v1::ErrorCode>(static_cast<std::int32_t>(code)));
-    } else if (field == message_field && wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
-      parsed = read_view(input, base, message) && is_valid_utf8(message);
-      if (parsed) error.set_message(std::string(message));
-    } else {
-      parsed = WireFormatLite::SkipField(&input, tag);
+    } else if (tag == tag_of(message_field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) {
+      if (!input.bytes(message) || !is_valid_utf8(message)) return false;
+      error.set_message(std::string(message));
+    } else if (!input.skip(tag)) {
+      return false;
     }
   }
-  parsed = parsed && input.ConsumedEntireMessage();
-  input.PopLimit(limit);
-  return parsed;
+  return true;
 }
 
-bool read_fields(CodedInputStream& input, const std::uint8_t* base, EnvelopeView& out) {
-  while (const std::uint32_t tag = input.ReadTag()) {
-    const int field = WireFormatLite::GetTagFieldNumber(tag);
-    // No field has number 0: protobuf refuses the tag. SkipField (internal API) does today;
-    // say it here rather than depend on that.
-    if (field == 0) return false;
-    const auto wire_type = WireFormatLite::GetTagWireType(tag);
-    const bool varint = wire_type == WireFormatLite::WIRETYPE_VARINT;
-    const bool delimited = wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+bool read_fields(WireReader& input, EnvelopeView& out) {
+  while (!input.at_end()) {
+    std::uint32_t tag = 0;
+    if (!input.tag(tag)) return false;
     std::uint64_t value = 0;
     std::string_view bytes;
-    if (field == id_field && varint) {
-      if (!input.ReadVarint64(&out.id)) return false;
-    } else if (field == kind_field && varint) {
-      if (!input.ReadVarint64(&value)) return false;
-      // Enums are int32 on the wire: a negative one arrives sign-extended to 64 bits.
-      out.kind = static_cast<int>(static_cast<std::int32_t>(value));
-    } else if (field == type_field && delimited) {
-      if (!read_view(input, base, out.type)) return false;
-    } else if (field == payload_field && delimited) {
-      if (!read_view(input, base, bytes)) return false;
-      out.payload = std::as_bytes(std::span(bytes.data(), bytes.size()));
-    } else if (field == error_field && delimited) {
-      if (!out.error) out.error.emplace();
-      if (!read_error(input, base, *out.error)) return false;
-    } else if (!WireFormatLite::SkipField(&input, tag)) {  // unknown, or a known number with a
-      return false;                                        // foreign wire type, as protobuf does
+    switch (tag) {
+      case tag_of(id_field, WireFormatLite::WIRETYPE_VARINT):
+        if (!input.varint(out.id)) return false;
+        break;
+      case tag_of(kind_field, WireFormatLite::WIRETYPE_VARINT):
+        if (!input.varint(value)) return false;
+        // Enums are int32 on the wire: a negative one arrives sign-extended to 64 bits.
+        out.kind = static_cast<int>(static_cast<std::int32_t>(value));
+        break;
+      case tag_of(type_field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED):
+        if (!input.bytes(out.type)) return false;
+        break;
+      case tag_of(payload_field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED):
+        if (!input.bytes(bytes)) return false;
+        out.payload = std::as_bytes(std::span(bytes.data(), bytes.size()));
+        break;
+      case tag_of(error_field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED):
+        if (!input.bytes(bytes)) return false;
+        if (!out.error) out.error.emplace();
+        if (!read_error(bytes, *out.error)) return false;
+        break;
+      default:  // unknown, or a known number with a foreign wire type, as protobuf does
+        if (!input.skip(tag)) return false;
     }
   }
-  // ReadTag() returns 0 at the end and on a malformed tag; only the end is fine.
-  return input.ConsumedEntireMessage();
+  return true;
 }
 
 }  // namespace
@@ -117,10 +199,9 @@ boost::system::error_code parse_envelope(std::span<const std::byte> body, Envelo
   if (body.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
     return error::bad_envelope;
   }
-  const auto* base = reinterpret_cast<const std::uint8_t*>(body.data());
-  CodedInputStream input(base, static_cast<int>(body.size()));
-  const bool well_formed = read_fields(input, base, out) && input.BytesUntilLimit() == 0;
-  if (!well_formed || !is_valid_utf8(out.type)) return error::bad_envelope;
+  const auto* begin = reinterpret_cast<const std::uint8_t*>(body.data());
+  WireReader input(begin, begin + body.size());
+  if (!read_fields(input, out) || !is_valid_utf8(out.type)) return error::bad_envelope;
   if (out.kind < v1::KIND_REQUEST || out.kind > v1::KIND_EVENT) return error::bad_envelope;
   return {};
 }

@@ -239,6 +239,17 @@ BOOST_AUTO_TEST_CASE(a_type_that_is_not_utf8_is_a_bad_envelope) {
   BOOST_TEST(id == 4u);
 }
 
+// Found by envelope_fuzz: the first parser took an Error whose length runs past the end of the
+// envelope for a whole one. Protobuf's own parser refuses it, and so do we.
+BOOST_AUTO_TEST_CASE(an_error_longer_than_the_envelope_is_a_bad_envelope) {
+  std::uint64_t id = 0;
+  const auto bytes = WireWriter().varint(1, 9).varint(2, 3).raw("\x2a\x05\x08\x02").finish();
+  BOOST_TEST(parse_error(bytes, id) == msgframe::error::bad_envelope);
+  BOOST_TEST(id == 9u);
+  v1::Envelope by_protobuf;
+  BOOST_TEST(!by_protobuf.ParseFromString(bytes));
+}
+
 BOOST_AUTO_TEST_CASE(truncated_and_garbage_bodies_are_bad_envelopes_keeping_a_readable_id) {
   std::uint64_t id = 0;
   const auto whole = WireWriter().varint(1, 77).varint(2, 1).bytes(3, "some.Type").finish();
