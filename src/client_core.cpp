@@ -89,8 +89,8 @@ ClientCore::ClientCore(asio::any_io_executor executor, const ClientOptions& opti
 ClientCore::~ClientCore() = default;
 
 ClientStats ClientCore::stats() const noexcept {
-  return {counters_.calls_over_tcp, counters_.calls_over_udp, counters_.udp_resends,
-          counters_.fallbacks_to_udp, counters_.tcp_reconnects};
+  return {counters_.calls_over_tcp,   counters_.calls_over_udp, counters_.udp_resends,
+          counters_.fallbacks_to_udp, counters_.tcp_reconnects, counters_.writes_deferred};
 }
 
 // ---- Connecting -------------------------------------------------------------------------------
@@ -413,6 +413,7 @@ void ClientCore::flush() {
   if (error && error != asio::error::would_block) return lose_tcp(msgframe::error::connection_lost);
   if (written == asio::buffer_size(send_buffers_)) return on_written({});
   drop_written(send_buffers_, written);
+  ++counters_.writes_deferred;
   writing_ = true;
   asio::async_write(socket_, send_buffers_,
                     [self = shared_from_this(), generation = connection_generation_](
@@ -567,7 +568,7 @@ void ClientCore::forget_answered_deadlines() {
 // ---- Buffers ----------------------------------------------------------------------------------
 
 std::vector<std::byte> ClientCore::take_frame_buffer() {
-  if (!small_buffers_.empty() && strand_.running_in_this_thread()) {
+  if (strand_.running_in_this_thread() && !small_buffers_.empty()) {  // the strand's, first
     auto buffer = std::move(small_buffers_.back());
     small_buffers_.pop_back();
     small_buffers_bytes_ -= buffer.capacity();

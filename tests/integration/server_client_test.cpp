@@ -744,7 +744,8 @@ BOOST_AUTO_TEST_CASE(completions_never_run_inside_async_call_and_keep_their_own_
     client.async_call<v1::EchoResponse>(
         echo_request("one too many"),
         [&, returned](boost::system::error_code error, v1::EchoResponse) {
-          const auto* strand = client.get_executor().target<asio::strand<asio::any_io_executor>>();
+          const auto executor = client.get_executor();
+          const auto* strand = executor.target<asio::strand<asio::any_io_executor>>();
           refused.set_value({*returned, strand->running_in_this_thread(), error});
         });
     *returned = true;
@@ -769,6 +770,43 @@ BOOST_AUTO_TEST_CASE(completions_never_run_inside_async_call_and_keep_their_own_
       }));
   other.run_for(generous);
   BOOST_TEST(ran_on_other_strand.load());
+}
+
+// A server that stops reading (its handlers hold two requests, its limit) makes the client's
+// socket refuse most of a 20 MiB burst: what a write could not send goes out as the socket makes
+// room, large frames and the small ones copied together between them, in order, none lost.
+BOOST_AUTO_TEST_CASE(writes_the_socket_cannot_take_at_once_go_out_later_in_order) {
+  msgframe::test::HeldEcho held;
+  auto options = msgframe::test::loopback_options(1);
+  options.max_requests_in_flight = 2;
+  msgframe::Server server(options);
+  held.install(server.router());
+  BOOST_TEST_REQUIRE(!server.start());
+  Client client;
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+
+  constexpr int calls = 160;
+  const auto payload_of = [](int index) {
+    // Every other call 256 KiB, the rest small; each payload says which call it belongs to.
+    const std::size_t size = index % 2 == 0 ? 256 * 1024 : 16 + index % 7;
+    std::string payload(size, static_cast<char>('a' + index % 26));
+    payload.replace(0, std::to_string(index).size(), std::to_string(index));
+    return payload;
+  };
+  std::vector<std::future<v1::EchoResponse>> replies;
+  for (int index = 0; index < calls; ++index) {
+    replies.push_back(client.async_call<v1::EchoResponse>(
+        echo_request(payload_of(index)), msgframe::CallOptions{std::chrono::seconds(60)},
+        asio::use_future));
+  }
+  BOOST_TEST_REQUIRE(held.wait_until_holding(2, generous));
+  held.release();
+  int correct = 0;
+  for (int index = 0; index < calls; ++index) {
+    if (replies[index].get().payload() == payload_of(index)) ++correct;
+  }
+  BOOST_TEST(correct == calls);
+  BOOST_TEST(client.stats().writes_deferred > 0u);
 }
 
 // With a max frame too small even for an ERROR envelope, the error is dropped (and logged), not

@@ -217,6 +217,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     std::atomic<std::uint64_t> udp_resends{0};
     std::atomic<std::uint64_t> fallbacks_to_udp{0};
     std::atomic<std::uint64_t> tcp_reconnects{0};
+    std::atomic<std::uint64_t> writes_deferred{0};
   } counters_;
 };
 
