@@ -40,17 +40,18 @@ std::size_t retained_buffer_bytes(const ClientOptions& options) {
 // every message, which would make a stream of large replies allocate a buffer for each.
 constexpr std::chrono::seconds trim_interval{1};
 
-// Frame buffers worth keeping: small ones come and go through malloc's per-thread cache more
-// cheaply than through the pool's lock; large ones, left to malloc, may be given back to the
-// system after each call and faulted in again for the next.
+// Frame buffers worth keeping in the locked pool, which callers on any thread use: large ones,
+// left to malloc, may be given back to the system after each call and faulted in again for the
+// next. Small ones go to the strand's own pool (below).
 constexpr std::size_t min_pooled_frame_bytes = 16 * 1024;
 constexpr std::size_t max_pooled_frames = 16;
 
-// Frames under min_pooled_frame_bytes are copied into one buffer for the write: a gather write
-// of many small pieces costs the kernel more per byte than the copy costs us. Their own buffers
-// go back to the strand's small pool, which take_frame_buffer() hands out on the strand, so
-// that calls started there (from other calls' completions) allocate nothing.
-constexpr std::size_t max_coalesced_bytes = 64 * 1024;
+// Frames of small buffers are copied together, up to max_coalesced_bytes a piece, for the write:
+// a gather write of many small pieces costs the kernel more per byte than the copy costs us.
+// (A piece so filled stays under min_pooled_frame_bytes, out of the large pool.) Their own
+// buffers go back to the strand's small pool, which take_frame_buffer() hands out on the
+// strand, so that calls started there (from other calls' completions) allocate nothing.
+constexpr std::size_t max_coalesced_bytes = 8 * 1024;
 constexpr std::size_t max_small_buffers = 4;
 constexpr std::size_t max_small_pool_bytes = 16 * 1024;
 
@@ -197,7 +198,10 @@ void ClientCore::secure(ConnectHandler done) {
 void ClientCore::on_tcp_connected() {
   boost::system::error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
-  if (!tls_) socket_.non_blocking(true, ignored);  // flush() writes at once when it can
+  // flush() writes at once when it can; never where the socket would block the thread.
+  boost::system::error_code blocking;
+  if (!tls_) socket_.non_blocking(true, blocking);
+  writes_at_once_ = !tls_ && !blocking;
   decoder_.reset();
   waiting_readable_ = false;
   close_reason_.clear();
@@ -362,8 +366,8 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte> frame,
 // started it, or else in a flush posted behind the calls already waiting for the strand.
 void ClientCore::send(std::vector<std::byte> frame) {
   if (!tcp_connected_) return;
-  const bool small = frame.size() < min_pooled_frame_bytes;
-  if (small && last_queued_coalesces_ &&
+  const bool small = frame.capacity() < min_pooled_frame_bytes;
+  if (small && last_queued_coalesces_ && !queued_.empty() &&
       queued_.back().size() + frame.size() <= max_coalesced_bytes) {
     queued_.back().insert(queued_.back().end(), frame.begin(), frame.end());
     keep_small_buffer(std::move(frame));
@@ -408,12 +412,19 @@ void ClientCore::flush() {
   if (tls_) return write_tls();
   send_buffers_.clear();
   for (const auto& frame : sending_) send_buffers_.emplace_back(frame.data(), frame.size());
-  boost::system::error_code error;
-  const auto written = socket_.write_some(send_buffers_, error);
-  if (error && error != asio::error::would_block) return lose_tcp(msgframe::error::connection_lost);
-  if (written == asio::buffer_size(send_buffers_)) return on_written({});
-  drop_written(send_buffers_, written);
-  ++counters_.writes_deferred;
+  if (writes_at_once_) {
+    auto left = asio::buffer_size(send_buffers_);
+    boost::system::error_code error;
+    for (;;) {  // more than once only past Asio's 64 buffers a call
+      const auto written = socket_.write_some(send_buffers_, error);
+      left -= written;
+      if (left == 0) return on_written({});
+      drop_written(send_buffers_, written);
+      if (error == asio::error::would_block) break;
+      if (error) return lose_tcp(msgframe::error::connection_lost);
+    }
+    ++counters_.writes_deferred;
+  }
   writing_ = true;
   asio::async_write(socket_, send_buffers_,
                     [self = shared_from_this(), generation = connection_generation_](
@@ -500,7 +511,7 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
   leave_if_drained();
   if (!tcp_connected_) return;
   flush();
-  read();
+  if (tcp_connected_) read();  // a failed write has lost the connection
 }
 
 void ClientCore::receive_datagram() {
@@ -559,7 +570,7 @@ void ClientCore::complete(std::uint64_t id, boost::system::error_code error,
 }
 
 // Calls end mostly in the order they began, and most share one timeout: the earliest deadline
-// is usually an answered call's. Dropping those at once keeps the heap near the calls in
+// is usually an answered call's. Dropping those at once keeps the queue near the calls in
 // flight, instead of every call of the last call_timeout (10 million entries at 1 M calls/s).
 void ClientCore::forget_answered_deadlines() {
   while (!deadlines_.empty() && !pending_.contains(deadlines_.top().second)) deadlines_.pop();
@@ -731,6 +742,7 @@ void ClientCore::lose_tcp(boost::system::error_code reason) {
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   queued_.clear();
+  last_queued_coalesces_ = false;
   sending_.clear();
   drop_frame_pool();
   std::vector<std::uint64_t> lost;

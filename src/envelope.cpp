@@ -35,7 +35,8 @@ std::uint8_t* write_length_delimited_header(int field, std::size_t length, std::
 // Protobuf's wire format, read by hand with protobuf's rules (those of CodedInputStream and
 // WireFormatLite::SkipField, which tests/fuzz/reference_envelope.hpp uses and envelope_fuzz
 // holds this reader to): varints of up to ten bytes, tags the low 32 bits of theirs, lengths up
-// to INT_MAX, groups skipped to their matching end up to 100 deep.
+// to INT_MAX (of a skipped field: its low 32 bits, as SkipField reads them), groups skipped to
+// their matching end up to 100 deep.
 class WireReader {
  public:
   WireReader(const std::uint8_t* begin, const std::uint8_t* end) noexcept : at_(begin), end_(end) {}
@@ -85,14 +86,17 @@ class WireReader {
   // A field this reader does not want, of any wire type but an end of group.
   bool skip(std::uint32_t tag, int depth = 0) noexcept {
     std::uint64_t ignored = 0;
-    std::string_view ignored_bytes;
     switch (WireFormatLite::GetTagWireType(tag)) {
       case WireFormatLite::WIRETYPE_VARINT:
         return varint(ignored);
       case WireFormatLite::WIRETYPE_FIXED64:
         return advance(8);
-      case WireFormatLite::WIRETYPE_LENGTH_DELIMITED:
-        return bytes(ignored_bytes);
+      case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
+        if (!varint(ignored)) return false;
+        const auto length = static_cast<std::uint32_t>(ignored);
+        return length <= static_cast<std::uint32_t>(std::numeric_limits<int>::max()) &&
+               advance(length);
+      }
       case WireFormatLite::WIRETYPE_START_GROUP:
         return skip_group(WireFormatLite::GetTagFieldNumber(tag), depth + 1);
       case WireFormatLite::WIRETYPE_FIXED32:

@@ -71,8 +71,10 @@ void Session::on_handshake(const boost::system::error_code& error,
 
 void Session::serve(Server::Impl::Admission admission) {
   if (!tls_) {
-    boost::system::error_code ignored;
-    socket_.non_blocking(true, ignored);  // flush() writes at once when it can
+    // flush() writes at once when it can; never where the socket would block the thread.
+    boost::system::error_code blocking;
+    socket_.non_blocking(true, blocking);
+    writes_at_once_ = !blocking;
   }
   if (admission == Server::Impl::Admission::admitted) {
     last_read_ = std::chrono::steady_clock::now();
@@ -339,7 +341,7 @@ void Session::flush() {
   if (writing_ || queued_.empty() || closed_ || handshaking_) return;
   std::swap(queued_, sending_);
   std::size_t written = 0;
-  if (!tls_) {
+  if (writes_at_once_) {
     boost::system::error_code error;
     written = socket_.write_some(asio::buffer(sending_), error);
     if (error && error != asio::error::would_block) return on_written(error);
@@ -353,8 +355,8 @@ void Session::flush() {
   asio::async_write(socket_, asio::buffer(sending_) + written, std::move(handler));
 }
 
-// Replies from outside a read's frame loop (async handlers, pushed events) go out together: in
-// one flush posted behind the work already waiting for the session's thread.
+// Replies from outside a read's frame loop (coroutine handlers') go out together: in one flush
+// posted behind the work already waiting for the session's thread.
 void Session::flush_soon() {
   if (flush_posted_) return;
   flush_posted_ = true;

@@ -83,9 +83,10 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   std::vector<std::byte> queued_;   // frames waiting for the next write
   std::vector<std::byte> sending_;  // frames of the write in progress
   std::size_t async_handlers_ = 0;
-  bool writing_ = false;       // an asynchronous write holds sending_
-  bool flush_posted_ = false;  // flush_soon() is on its way
-  bool dispatching_ = false;   // inside a read's frame loop: flush once at its end
+  bool writes_at_once_ = false;  // the socket is non-blocking: flush() writes without waiting
+  bool writing_ = false;         // an asynchronous write holds sending_
+  bool flush_posted_ = false;    // flush_soon() is on its way
+  bool dispatching_ = false;     // inside a read's frame loop: flush once at its end
   bool reading_stopped_ = false;
   bool read_paused_ = false;
   bool draining_ = false;

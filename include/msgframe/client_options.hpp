@@ -60,8 +60,8 @@ struct ClientStats {
   std::uint64_t udp_resends = 0;
   std::uint64_t fallbacks_to_udp = 0;  // times TCP was lost or refused and UDP took over
   std::uint64_t tcp_reconnects = 0;    // times TCP came back after a fallback
-  // Writes the socket could not take at once (the server reads slower than we send): the rest
-  // went out as the socket made room, and later calls waited behind them.
+  // Plaintext TCP writes the socket could not take at once (the server reads slower than we
+  // send): the rest went out as the socket made room, and later calls waited behind them.
   std::uint64_t writes_deferred = 0;
 };
 

@@ -809,6 +809,33 @@ BOOST_AUTO_TEST_CASE(writes_the_socket_cannot_take_at_once_go_out_later_in_order
   BOOST_TEST(client.stats().writes_deferred > 0u);
 }
 
+// Found in review: close() between small calls and the write that would have sent them left
+// the write queue expecting to append to a piece it no longer had. The client connects again
+// and calls as if nothing happened.
+BOOST_AUTO_TEST_CASE(a_client_closed_with_calls_queued_connects_and_calls_again) {
+  TestServer server;
+  server.start();
+  Client client;
+  for (int round = 0; round < 20; ++round) {
+    BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+    std::vector<std::future<v1::EchoResponse>> queued;
+    for (int index = 0; index < 8; ++index) {
+      queued.push_back(
+          client.async_call<v1::EchoResponse>(echo_request("queued"), asio::use_future));
+    }
+    client.close();  // posted behind the calls, ahead of the flush they posted
+    for (auto& call : queued) {
+      try {
+        call.get();  // answered if it was written before the close, else connection_lost
+      } catch (const boost::system::system_error& failure) {
+        BOOST_TEST(failure.code() == msgframe::error::connection_lost);
+      }
+    }
+  }
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+  BOOST_TEST(client.call<v1::EchoResponse>(echo_request("after")).payload() == "after");
+}
+
 // With a max frame too small even for an ERROR envelope, the error is dropped (and logged), not
 // turned into another error forever: the call times out, and the server keeps serving.
 BOOST_AUTO_TEST_CASE(an_error_too_large_for_the_max_frame_is_dropped) {

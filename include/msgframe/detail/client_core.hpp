@@ -76,7 +76,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   ClientStats stats() const noexcept;
   // Starts a call on the strand: at once when called there, else posted. `frame` is the TCP
   // frame (over UDP, the frame less its prefix is the datagram); `encode_error`, when set, is
-  // the call's result. Never completes the call before returning.
+  // the call's result. Never completes the call itself (the strand may, on another thread,
+  // before this returns).
   void submit_call(std::uint64_t id, std::vector<std::byte> frame,
                    boost::system::error_code encode_error, std::chrono::milliseconds timeout,
                    PendingCallPtr call);
@@ -179,11 +180,12 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::atomic<std::size_t> frame_pool_size_{0};     // its size, to skip the lock when empty
   std::size_t frame_pool_bytes_ = 0;                // their capacity, under frame_pool_mutex_
   bool drop_large_frame_buffers_ = false;           // strand: see recycle_frame_buffers()
-  bool writing_ = false;                            // an asynchronous write holds sending_
-  bool flush_posted_ = false;                       // a flush is on its way to the strand
-  bool handling_replies_ = false;                   // inside on_read's loop: flush once at its end
-  Clock::time_point replies_read_at_;               // when on_read's loop began
-  bool starting_call_ = false;  // inside submit_call on the strand: completions are posted
+  bool writes_at_once_ = false;        // the socket is non-blocking: flush() writes without waiting
+  bool writing_ = false;               // an asynchronous write holds sending_
+  bool flush_posted_ = false;          // a flush is on its way to the strand
+  bool handling_replies_ = false;      // inside on_read's loop: flush once at its end
+  Clock::time_point replies_read_at_;  // when on_read's loop began
+  bool starting_call_ = false;         // inside submit_call on the strand: completions are posted
   bool closed_by_user_ = false;
   // The server said it is shutting down: no new calls on this connection, which closes once the
   // calls on it are answered.
