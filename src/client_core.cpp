@@ -300,6 +300,8 @@ void ClientCore::begin_call(std::uint64_t id, std::vector<std::byte> frame,
                             boost::system::error_code encode_error,
                             std::chrono::milliseconds timeout, PendingCallPtr call) {
   if (encode_error) return finish(std::move(call), encode_error, nullptr);
+  // A deferred call (asio::deferred) copied and launched twice: its id is taken.
+  if (pending_.contains(id)) return finish(std::move(call), asio::error::already_started, nullptr);
   // A call its predecessor's reply started counts from that read: one clock reading per read.
   const auto now = handling_replies_ ? replies_read_at_ : Clock::now();
   start_call(id, std::move(frame), now + timeout, std::move(call));

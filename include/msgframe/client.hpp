@@ -89,10 +89,10 @@ class Client {
                                                {id, v1::KIND_REQUEST, type, &request, nullptr});
     const auto timeout = options.timeout.count() > 0 ? options.timeout : options_.call_timeout;
     return boost::asio::async_initiate<Token, void(boost::system::error_code, Response)>(
-        [core = core_, id, frame = detail::OneLaunch(std::move(frame)), encoded, timeout,
+        [core = core_, id, frame = std::move(frame), encoded, timeout,
          error_message = options.error_message](auto handler) mutable {
           using Call = detail::TypedCall<Response, decltype(handler)>;
-          core->submit_call(id, std::move(frame.value), encoded, timeout,
+          core->submit_call(id, std::move(frame), encoded, timeout,
                             Call::make(std::move(handler), error_message));
         },
         token);

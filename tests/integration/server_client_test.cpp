@@ -60,7 +60,8 @@ BOOST_AUTO_TEST_CASE(every_completion_token) {
   server.start();
   asio::io_context io;
   Client client(io.get_executor());
-  std::string callback_reply, awaited_reply, deferred_reply;
+  std::string callback_reply, awaited_reply, deferred_reply, once_reply;
+  boost::system::error_code second_launch;
   client.async_connect("127.0.0.1", server.port(), [&](boost::system::error_code error) {
     BOOST_TEST_REQUIRE(!error);
     client.async_call<v1::EchoResponse>(echo_request("callback"),
@@ -80,7 +81,17 @@ BOOST_AUTO_TEST_CASE(every_completion_token) {
               co_await std::move(operation)(asio::as_tuple(asio::use_awaitable));
           BOOST_TEST(!error);
           deferred_reply = deferred.payload();
-          client.close();
+          // A deferred call copied and launched twice at once: the first launch is the call, the
+          // second fails rather than send its id again.
+          auto twice = client.async_call<v1::EchoResponse>(echo_request("once"), asio::deferred);
+          auto again = twice;
+          std::move(again)([&](boost::system::error_code error, v1::EchoResponse reply) {
+            once_reply = error ? error.message() : reply.payload();
+            client.close();
+          });
+          const auto [twice_error, ignored] =
+              co_await std::move(twice)(asio::as_tuple(asio::use_awaitable));
+          second_launch = twice_error;
         },
         asio::detached);
   });
@@ -88,6 +99,8 @@ BOOST_AUTO_TEST_CASE(every_completion_token) {
   BOOST_TEST(callback_reply == "callback");
   BOOST_TEST(awaited_reply == "awaited");
   BOOST_TEST(deferred_reply == "deferred");
+  BOOST_TEST(once_reply == "once");
+  BOOST_TEST(second_launch == asio::error::already_started);
 
   Client threaded;  // its own I/O thread: use_future from this one
   BOOST_TEST_REQUIRE(!threaded.connect("127.0.0.1", server.port()));

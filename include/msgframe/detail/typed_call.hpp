@@ -27,18 +27,6 @@ const std::string& type_name_of() {
   return name;
 }
 
-// Makes a call's initiation move-only: a deferred call (asio::deferred) can then be launched
-// once, never copied and launched twice, which would send its id twice.
-template <class T>
-struct OneLaunch {
-  explicit OneLaunch(T launched) : value(std::move(launched)) {}
-  OneLaunch(OneLaunch&&) noexcept = default;
-  OneLaunch& operator=(OneLaunch&&) noexcept = default;
-  OneLaunch(const OneLaunch&) = delete;
-  OneLaunch& operator=(const OneLaunch&) = delete;
-  T value;
-};
-
 template <class Response>
 boost::system::error_code read_reply(const EnvelopeView& reply, Response& response,
                                      std::string* error_message) {
