@@ -78,8 +78,11 @@ class Client {
   // asio::use_future, asio::use_awaitable, asio::deferred, ...). Errors: the server's ERROR code
   // (error::unknown_type, ...; its message in options.error_message), error::timeout,
   // error::connection_lost, error::not_connected, error::frame_too_large for a request over the
-  // max frame, error::unexpected_response_type / bad_payload for a reply of the wrong type.
-  // Thread-safe; calls may be in flight at once and complete in any order.
+  // max frame, error::unexpected_response_type / bad_payload for a reply of the wrong type;
+  // asio::error::already_started for a copy of an asio::deferred call launched while the other is
+  // in flight (it would reuse its id). The request is serialized before this returns. Never
+  // completes inside this function. Thread-safe; calls may be in flight at once and complete in
+  // any order.
   template <class Response, class Request, class Token>
   auto async_call(const Request& request, CallOptions options, Token&& token) {
     const std::uint64_t id = core_->next_call_id();
