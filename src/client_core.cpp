@@ -651,7 +651,9 @@ void ClientCore::drop_frame_pool() {
   frame_pool_bytes_ = 0;
 }
 
+// Looked at after every read and write: an empty pool (small frames only) takes no lock.
 std::size_t ClientCore::frame_pool_bytes() const {
+  if (frame_pool_size_.load(std::memory_order_relaxed) == 0) return 0;
   const std::lock_guard lock(frame_pool_mutex_);
   return frame_pool_bytes_;
 }
