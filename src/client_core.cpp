@@ -10,6 +10,7 @@
 
 #include "msgframe/v1/lifecycle.pb.h"
 #include "tls_context.hpp"
+#include "write_at_once.hpp"
 
 namespace msgframe::detail {
 
@@ -21,14 +22,6 @@ namespace {
 
 // The protocol's prefix is 4 bytes: a frame less its prefix is the datagram.
 constexpr std::size_t frame_prefix_bytes = 4;
-
-// Removes the first `bytes` of `buffers`, which holds more than that.
-void drop_written(std::vector<asio::const_buffer>& buffers, std::size_t bytes) {
-  auto first = buffers.begin();
-  while (bytes >= first->size()) bytes -= (first++)->size();
-  *first += bytes;
-  buffers.erase(buffers.begin(), first);
-}
 
 // What the connection keeps of its read buffer (and TLS write buffer) once traffic is quiet: a
 // large reply once does not pin its size for the life of the client.
@@ -415,16 +408,9 @@ void ClientCore::flush() {
   send_buffers_.clear();
   for (const auto& frame : sending_) send_buffers_.emplace_back(frame.data(), frame.size());
   if (writes_at_once_) {
-    auto left = asio::buffer_size(send_buffers_);
     boost::system::error_code error;
-    for (;;) {  // more than once only past Asio's 64 buffers a call
-      const auto written = socket_.write_some(send_buffers_, error);
-      left -= written;
-      if (left == 0) return on_written({});
-      drop_written(send_buffers_, written);
-      if (error == asio::error::would_block) break;
-      if (error) return lose_tcp(msgframe::error::connection_lost);
-    }
+    if (write_at_once(socket_, send_buffers_, error)) return on_written({});
+    if (error) return lose_tcp(msgframe::error::connection_lost);
     ++counters_.writes_deferred;
   }
   writing_ = true;

@@ -221,21 +221,21 @@ std::size_t envelope_size(const OutgoingEnvelope& envelope) {
             WireFormatLite::EnumSize(envelope.kind);
   }
   if (!envelope.type.empty()) size += length_delimited_size(type_field, envelope.type.size());
-  if (envelope.payload != nullptr) {
-    const std::size_t payload_size = envelope.payload->ByteSizeLong();
-    if (payload_size > 0) size += length_delimited_size(payload_field, payload_size);
-  }
+  const std::size_t payload_size = envelope.payload != nullptr ? envelope.payload->ByteSizeLong()
+                                                               : envelope.serialized_payload.size();
+  if (payload_size > 0) size += length_delimited_size(payload_field, payload_size);
   if (envelope.error != nullptr) {
     size += length_delimited_size(error_field, envelope.error->ByteSizeLong());
   }
   return size;
 }
 
-void append_envelope(std::vector<std::byte>& out, const OutgoingEnvelope& envelope,
-                     std::size_t size) {
-  const std::size_t start = out.size();
-  out.resize(start + size);
-  auto* target = reinterpret_cast<std::uint8_t*>(out.data() + start);
+namespace {
+
+// Serializes the envelope into `target`, which has room for it, but for the bytes of
+// serialized_payload when `with_serialized_payload` is false.
+void write_envelope(const OutgoingEnvelope& envelope, bool with_serialized_payload,
+                    std::uint8_t* target) {
   if (envelope.id != 0) target = WireFormatLite::WriteUInt64ToArray(id_field, envelope.id, target);
   if (envelope.kind != 0)
     target = WireFormatLite::WriteEnumToArray(kind_field, envelope.kind, target);
@@ -248,6 +248,13 @@ void append_envelope(std::vector<std::byte>& out, const OutgoingEnvelope& envelo
     target = write_length_delimited_header(
         payload_field, static_cast<std::size_t>(envelope.payload->GetCachedSize()), target);
     target = envelope.payload->SerializeWithCachedSizesToArray(target);
+  } else if (envelope.payload == nullptr && !envelope.serialized_payload.empty()) {
+    const auto bytes = envelope.serialized_payload;
+    target = write_length_delimited_header(payload_field, bytes.size(), target);
+    if (with_serialized_payload) {
+      std::memcpy(target, bytes.data(), bytes.size());
+      target += bytes.size();
+    }
   }
   if (envelope.error != nullptr) {
     target = write_length_delimited_header(
@@ -256,15 +263,41 @@ void append_envelope(std::vector<std::byte>& out, const OutgoingEnvelope& envelo
   }
 }
 
-boost::system::error_code append_envelope_frame(std::vector<std::byte>& out,
-                                                const FrameEncoder& encoder,
-                                                const OutgoingEnvelope& envelope) {
+// Appends the frame of `envelope`: its prefix, then the envelope but for the bytes of its
+// serialized_payload when `with_serialized_payload` is false.
+boost::system::error_code append_frame(std::vector<std::byte>& out, const FrameEncoder& encoder,
+                                       const OutgoingEnvelope& envelope,
+                                       bool with_serialized_payload) {
   const std::size_t size = envelope_size(envelope);
   const auto prefix = encoder.encode_prefix(size);
   if (!prefix) return prefix.error();
   out.insert(out.end(), prefix->bytes().begin(), prefix->bytes().end());
-  append_envelope(out, envelope, size);
+  const std::size_t start = out.size();
+  out.resize(start + size - (with_serialized_payload ? 0 : envelope.serialized_payload.size()));
+  write_envelope(envelope, with_serialized_payload,
+                 reinterpret_cast<std::uint8_t*>(out.data() + start));
   return {};
+}
+
+}  // namespace
+
+void append_envelope(std::vector<std::byte>& out, const OutgoingEnvelope& envelope,
+                     std::size_t size) {
+  const std::size_t start = out.size();
+  out.resize(start + size);
+  write_envelope(envelope, true, reinterpret_cast<std::uint8_t*>(out.data() + start));
+}
+
+boost::system::error_code append_envelope_frame(std::vector<std::byte>& out,
+                                                const FrameEncoder& encoder,
+                                                const OutgoingEnvelope& envelope) {
+  return append_frame(out, encoder, envelope, true);
+}
+
+boost::system::error_code append_envelope_frame_head(std::vector<std::byte>& out,
+                                                     const FrameEncoder& encoder,
+                                                     const OutgoingEnvelope& envelope) {
+  return append_frame(out, encoder, envelope, false);
 }
 
 v1::ErrorCode to_wire_error(msgframe::error value) noexcept {

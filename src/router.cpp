@@ -3,6 +3,13 @@
 
 namespace msgframe {
 
+void Router::add(std::string type, std::unique_ptr<detail::RouteEntry> route) {
+  if (routes_.contains(type)) {
+    throw std::invalid_argument("Router: " + type + " already has a handler");
+  }
+  routes_.emplace(std::move(type), std::move(route));
+}
+
 void Router::dispatch(std::string_view type, std::span<const std::byte> payload,
                       const RequestContext& context, ReplyChannel& channel) const {
   const auto route = routes_.find(type);

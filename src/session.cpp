@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/write.hpp>
+#include <functional>
+
+#include "write_at_once.hpp"
 
 namespace msgframe {
 
@@ -136,7 +139,10 @@ void Session::on_read(const boost::system::error_code& error, std::size_t bytes)
     frames_completed = true;
   }
   dispatching_ = false;
-  if (trim_read_buffer_due_) {
+  // Replies first: those written from the read buffer must be out before a read reuses it.
+  flush();
+  if (closed_) return;
+  if (trim_read_buffer_due_ && !lends_read_buffer()) {
     trim_read_buffer_due_ = false;
     decoder_.release_if_empty(retained_buffer_bytes());
   }
@@ -214,19 +220,21 @@ void Session::on_idle_timer() {
 
 // Backpressure: while the peer leaves its replies unread, or its coroutine handlers pile up, the
 // session stops reading; TCP then holds the peer back, and the server's memory stays bounded.
+// Replies written from the read buffer that the socket does not take at once stop it too: a
+// read would reuse their bytes (read_unless_backed_up also looks at lends_read_buffer()).
 bool Session::backed_up() const noexcept {
   return queued_.size() + sending_.size() >= server_.options.max_write_queue_bytes ||
          async_handlers_ >= server_.options.max_requests_in_flight;
 }
 
 void Session::read_unless_backed_up() {
-  if (!backed_up()) return read();
+  if (!backed_up() && !lends_read_buffer()) return read();
   read_paused_ = true;
   ++server_.counters.reads_paused;
 }
 
 void Session::resume_reading_if_room() {
-  if (!read_paused_ || reading_stopped_ || closed_ || backed_up()) return;
+  if (!read_paused_ || reading_stopped_ || closed_ || backed_up() || lends_read_buffer()) return;
   read_paused_ = false;
   read();
 }
@@ -249,7 +257,9 @@ void Session::handle_frame(std::span<const std::byte> body) {
     return;
   }
   context_.request_id = envelope.id;
+  request_body_ = body;
   server_.router.dispatch(envelope.type, envelope.payload, context_, *this);
+  request_body_ = {};
 }
 
 // The stream cannot be followed past a bad prefix: tell the peer, then close after the replies
@@ -269,6 +279,21 @@ void Session::send_reply(std::uint64_t request_id, std::string_view type,
                          const google::protobuf::MessageLite& response) {
   if (request_id == 0 || closed_) return;  // one-way request: no reply
   queue({request_id, v1::KIND_RESPONSE, type, &response, nullptr});
+  if (!dispatching_) flush_soon();
+}
+
+// A response within the request being dispatched is written from the read buffer, by a gather
+// write, instead of copied (not over TLS, whose stream wants one buffer).
+void Session::send_serialized_reply(std::uint64_t request_id, std::string_view type,
+                                    std::span<const std::byte> response) {
+  if (request_id == 0 || closed_) return;
+  const OutgoingEnvelope reply{request_id, v1::KIND_RESPONSE, type, nullptr, nullptr, response};
+  const auto* request_begin = request_body_.data();
+  const bool within_request =
+      !response.empty() && std::less_equal<>()(request_begin, response.data()) &&
+      std::less_equal<>()(response.data() + response.size(), request_begin + request_body_.size());
+  if (within_request && !tls_) return queue_from_read_buffer(reply);
+  queue(reply);
   if (!dispatching_) flush_soon();
 }
 
@@ -292,6 +317,15 @@ void Session::queue_error(std::uint64_t request_id, v1::ErrorCode code, std::str
 
 void Session::queue(const OutgoingEnvelope& envelope) {
   if (!append_envelope_frame(queued_, server_.encoder, envelope)) return;
+  refuse_too_large(envelope);
+}
+
+void Session::queue_from_read_buffer(const OutgoingEnvelope& reply) {
+  if (append_envelope_frame_head(queued_, server_.encoder, reply)) return refuse_too_large(reply);
+  queued_splices_.push_back({queued_.size(), reply.serialized_payload});
+}
+
+void Session::refuse_too_large(const OutgoingEnvelope& envelope) {
   if (envelope.kind == v1::KIND_ERROR) {
     // Only with an absurdly small max frame: nothing smaller could be said.
     server_.log("an ERROR envelope for " + peer_name() + " exceeds the max frame: not sent");
@@ -340,6 +374,8 @@ void Session::write_pushed() {
 void Session::flush() {
   if (writing_ || queued_.empty() || closed_ || handshaking_) return;
   std::swap(queued_, sending_);
+  std::swap(queued_splices_, sending_splices_);
+  if (!sending_splices_.empty()) return write_gathered();
   std::size_t written = 0;
   if (writes_at_once_) {
     boost::system::error_code error;
@@ -353,6 +389,30 @@ void Session::flush() {
   };
   if (tls_) return asio::async_write(*tls_, asio::buffer(sending_), std::move(handler));
   asio::async_write(socket_, asio::buffer(sending_) + written, std::move(handler));
+}
+
+// Frames with payloads in the read buffer: one gather write of the frames and those payloads, at
+// once as far as the socket takes it (never over TLS).
+void Session::write_gathered() {
+  gather_.clear();
+  std::size_t written = 0;
+  for (const auto& splice : sending_splices_) {
+    gather_.emplace_back(sending_.data() + written, splice.offset - written);
+    gather_.emplace_back(splice.bytes.data(), splice.bytes.size());
+    written = splice.offset;
+  }
+  if (written < sending_.size()) {
+    gather_.emplace_back(sending_.data() + written, sending_.size() - written);
+  }
+  if (writes_at_once_) {
+    boost::system::error_code error;
+    if (write_at_once(socket_, gather_, error)) return on_written({});
+    if (error) return on_written(error);
+  }
+  writing_ = true;
+  asio::async_write(socket_, gather_,
+                    [self = shared_from_this()](const boost::system::error_code& error,
+                                                std::size_t) { self->on_written(error); });
 }
 
 // Replies from outside a read's frame loop (coroutine handlers') go out together: in one flush
@@ -370,6 +430,7 @@ void Session::on_written(const boost::system::error_code& error) {
   ++server_.counters.writes;
   writing_ = false;
   sending_.clear();
+  sending_splices_.clear();
   trim_buffers_later();
   if (error) {
     queued_.clear();

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "msgframe/envelope.hpp"
@@ -37,6 +38,8 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
 
   void send_reply(std::uint64_t request_id, std::string_view type,
                   const google::protobuf::MessageLite& response) override;
+  void send_serialized_reply(std::uint64_t request_id, std::string_view type,
+                             std::span<const std::byte> response) override;
   void send_error(std::uint64_t request_id, v1::ErrorCode code, std::string_view message) override;
   boost::asio::any_io_executor executor() override { return socket_.get_executor(); }
   std::shared_ptr<ReplyChannel> keep_alive() override { return shared_from_this(); }
@@ -63,6 +66,12 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   void fail_stream(const boost::system::error_code& error);
   void queue_error(std::uint64_t request_id, v1::ErrorCode code, std::string_view message);
   void queue(const OutgoingEnvelope& envelope);
+  void queue_from_read_buffer(const OutgoingEnvelope& reply);
+  void refuse_too_large(const OutgoingEnvelope& envelope);
+  bool lends_read_buffer() const noexcept {
+    return !queued_splices_.empty() || !sending_splices_.empty();
+  }
+  void write_gathered();
   void write_pushed();
   void flush();
   void flush_soon();
@@ -82,6 +91,17 @@ class Session final : public ReplyChannel, public std::enable_shared_from_this<S
   FrameDecoder decoder_;
   std::vector<std::byte> queued_;   // frames waiting for the next write
   std::vector<std::byte> sending_;  // frames of the write in progress
+  // Reply payloads written from the read buffer instead of copied (see send_serialized_reply):
+  // each goes after the first `offset` bytes of queued_ (sending_), and no read reuses the read
+  // buffer until they are written.
+  struct Splice {
+    std::size_t offset;
+    std::span<const std::byte> bytes;
+  };
+  std::vector<Splice> queued_splices_;
+  std::vector<Splice> sending_splices_;
+  std::vector<boost::asio::const_buffer> gather_;  // the write of sending_ with its splices
+  std::span<const std::byte> request_body_;        // the frame being dispatched, if any
   std::size_t async_handlers_ = 0;
   bool writes_at_once_ = false;  // the socket is non-blocking: flush() writes without waiting
   bool writing_ = false;         // an asynchronous write holds sending_

@@ -20,7 +20,11 @@ class DatagramReply final : public ReplyChannel {
 
   void send_reply(std::uint64_t request_id, std::string_view type,
                   const google::protobuf::MessageLite& response) override {
-    endpoint_->send_reply(peer_, request_id, type, response);
+    endpoint_->send_reply(peer_, {request_id, v1::KIND_RESPONSE, type, &response, nullptr});
+  }
+  void send_serialized_reply(std::uint64_t request_id, std::string_view type,
+                             std::span<const std::byte> response) override {
+    endpoint_->send_reply(peer_, {request_id, v1::KIND_RESPONSE, type, nullptr, nullptr, response});
   }
   void send_error(std::uint64_t request_id, v1::ErrorCode code, std::string_view message) override {
     endpoint_->send_error(peer_, request_id, code, message);
@@ -93,10 +97,9 @@ void UdpEndpoint::on_datagram(std::size_t bytes) {
   server_.router.dispatch(envelope.type, envelope.payload, context, channel);
 }
 
-void UdpEndpoint::send_reply(const udp::endpoint& peer, std::uint64_t request_id,
-                             std::string_view type, const google::protobuf::MessageLite& response) {
-  if (request_id == 0) return;
-  send(peer, {request_id, v1::KIND_RESPONSE, type, &response, nullptr});
+void UdpEndpoint::send_reply(const udp::endpoint& peer, const OutgoingEnvelope& reply) {
+  if (reply.id == 0) return;
+  send(peer, reply);
 }
 
 void UdpEndpoint::send_error(const udp::endpoint& peer, std::uint64_t request_id,

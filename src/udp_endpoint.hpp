@@ -22,8 +22,7 @@ class UdpEndpoint final : public std::enable_shared_from_this<UdpEndpoint> {
 
   // Sends one reply or ERROR datagram to `peer`; replies too big for a datagram become
   // ERROR_CODE_FRAME_TOO_LARGE. Ids of 0 (one-way requests) send nothing.
-  void send_reply(const boost::asio::ip::udp::endpoint& peer, std::uint64_t request_id,
-                  std::string_view type, const google::protobuf::MessageLite& response);
+  void send_reply(const boost::asio::ip::udp::endpoint& peer, const OutgoingEnvelope& reply);
   void send_error(const boost::asio::ip::udp::endpoint& peer, std::uint64_t request_id,
                   v1::ErrorCode code, std::string_view message);
   boost::asio::any_io_executor executor() { return socket_.get_executor(); }

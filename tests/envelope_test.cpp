@@ -142,6 +142,36 @@ BOOST_AUTO_TEST_CASE(an_envelope_over_the_max_frame_is_refused_whole) {
   BOOST_TEST(out.size() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(a_serialized_payload_frames_as_its_message_does_and_its_head_leaves_it_out) {
+  v1::EchoResponse response;
+  response.set_payload(std::string(300, 'r'));  // a two-byte length, in the payload and around it
+  const std::string payload = response.SerializeAsString();
+  const msgframe::FrameEncoder encoder;
+  for (const auto& bytes : {payload, std::string()}) {
+    BOOST_TEST_CONTEXT(bytes.size() << " payload bytes") {
+      std::vector<std::byte> from_message;
+      v1::EchoResponse message;
+      BOOST_TEST_REQUIRE(message.ParseFromString(bytes));
+      BOOST_TEST(!msgframe::append_envelope_frame(
+          from_message, encoder, {3, v1::KIND_RESPONSE, "msgframe.v1.EchoResponse", &message}));
+      const OutgoingEnvelope serialized{3,       v1::KIND_RESPONSE, "msgframe.v1.EchoResponse",
+                                        nullptr, nullptr,           as_span(bytes)};
+      std::vector<std::byte> from_bytes;
+      BOOST_TEST(!msgframe::append_envelope_frame(from_bytes, encoder, serialized));
+      BOOST_TEST(as_string(from_bytes) == as_string(from_message));
+      std::vector<std::byte> head(2);  // appended to what is there
+      BOOST_TEST(!msgframe::append_envelope_frame_head(head, encoder, serialized));
+      BOOST_TEST(as_string(head).substr(2) + bytes == as_string(from_message));
+    }
+  }
+  const msgframe::FrameEncoder small({msgframe::LengthPrefix::u32_be, 100});
+  std::vector<std::byte> refused;
+  BOOST_TEST(msgframe::append_envelope_frame_head(
+                 refused, small, {3, v1::KIND_RESPONSE, "t", nullptr, nullptr, as_span(payload)}) ==
+             msgframe::error::frame_too_large);
+  BOOST_TEST(refused.empty());
+}
+
 BOOST_AUTO_TEST_CASE(unknown_fields_of_every_wire_type_are_skipped) {
   const std::string bytes =
       WireWriter()

@@ -43,6 +43,14 @@ class BufferChannel final : public msgframe::ReplyChannel {
     }
     ++replies;
   }
+  void send_serialized_reply(std::uint64_t request_id, std::string_view type,
+                             std::span<const std::byte> response) override {
+    if (msgframe::append_envelope_frame(
+            outgoing, encoder, {request_id, v1::KIND_RESPONSE, type, nullptr, nullptr, response})) {
+      ++failures;
+    }
+    ++replies;
+  }
   void send_error(std::uint64_t, v1::ErrorCode, std::string_view) override { ++failures; }
   boost::asio::any_io_executor executor() override { return {}; }
   std::shared_ptr<ReplyChannel> keep_alive() override { return nullptr; }

@@ -35,13 +35,15 @@ struct EnvelopeView {
 // kind outside 1-4; `out.id` then still holds the id when it could be read (else 0).
 boost::system::error_code parse_envelope(std::span<const std::byte> body, EnvelopeView& out);
 
-// An envelope to send. `payload` (may be null) is serialized straight into the outgoing buffer.
+// An envelope to send. `payload` (may be null) is serialized straight into the outgoing buffer;
+// or, when it is null, `serialized_payload` holds the payload message's wire bytes.
 struct OutgoingEnvelope {
   std::uint64_t id = 0;
   v1::Kind kind = v1::KIND_REQUEST;
   std::string_view type;  // the payload's full name; empty for ERROR envelopes
   const google::protobuf::MessageLite* payload = nullptr;
   const v1::Error* error = nullptr;
+  std::span<const std::byte> serialized_payload = {};
 };
 
 // The serialized size of the envelope (its frame body). Computes and caches the payload's size,
@@ -57,6 +59,12 @@ void append_envelope(std::vector<std::byte>& out, const OutgoingEnvelope& envelo
 [[nodiscard]] boost::system::error_code append_envelope_frame(std::vector<std::byte>& out,
                                                               const FrameEncoder& encoder,
                                                               const OutgoingEnvelope& envelope);
+
+// As append_envelope_frame, without the bytes of `envelope.serialized_payload`, which the caller
+// writes right after what was appended (they end the envelope: it has no error). For bytes that
+// are written from where they are, by a gather write.
+[[nodiscard]] boost::system::error_code append_envelope_frame_head(
+    std::vector<std::byte>& out, const FrameEncoder& encoder, const OutgoingEnvelope& envelope);
 
 // The wire error code for a msgframe error, and back. Errors with no wire code map to
 // ERROR_CODE_INTERNAL; wire codes this version does not know map to unknown_server_error.

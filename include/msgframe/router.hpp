@@ -36,6 +36,10 @@ struct HandlerError {
 template <class Response>
 using HandlerResult = std::variant<Response, HandlerError>;
 
+// What a serialized handler answers: the response message's wire bytes, or a HandlerError. The
+// bytes may be (part of) the request's own, or any the handler keeps until its next call.
+using SerializedResult = std::variant<std::span<const std::byte>, HandlerError>;
+
 // What a handler may know about the request it serves. Cheap to copy.
 struct RequestContext {
   std::uint64_t session_id = 0;  // 0 for transports without sessions
@@ -52,6 +56,11 @@ class ReplyChannel {
   virtual ~ReplyChannel() = default;
   virtual void send_reply(std::uint64_t request_id, std::string_view type,
                           const google::protobuf::MessageLite& response) = 0;
+  // A reply whose payload is already serialized: `response` is the wire bytes of a message of
+  // `type`. Bytes that lie within the request being served are written from where they are,
+  // without a copy (valid only while its handler runs, as the request is).
+  virtual void send_serialized_reply(std::uint64_t request_id, std::string_view type,
+                                     std::span<const std::byte> response) = 0;
   virtual void send_error(std::uint64_t request_id, v1::ErrorCode code,
                           std::string_view message) = 0;
   // Where coroutine handlers run.
@@ -187,6 +196,46 @@ class Route final : public RouteEntry {
   std::string response_type_;
 };
 
+// A handler of requests as bytes: it parses (or forwards) them itself.
+template <class Handler>
+class SerializedRoute final : public RouteEntry {
+  static constexpr bool takes_context =
+      std::is_invocable_v<Handler&, std::span<const std::byte>, RequestContext&>;
+
+ public:
+  SerializedRoute(Handler handler, std::string response_type)
+      : handler_(std::move(handler)), response_type_(std::move(response_type)) {}
+
+  void invoke(std::span<const std::byte> payload, const RequestContext& context,
+              ReplyChannel& channel) const override {
+    try {
+      RequestContext handler_context = context;
+      const SerializedResult result = call(payload, handler_context);
+      if (const auto* response = std::get_if<std::span<const std::byte>>(&result)) {
+        channel.send_serialized_reply(context.request_id, response_type_, *response);
+      } else {
+        const auto& failure = std::get<HandlerError>(result);
+        channel.send_error(context.request_id, failure.code, failure.message);
+      }
+    } catch (...) {  // as for typed handlers: nothing may escape the I/O thread
+      channel.send_error(context.request_id, v1::ERROR_CODE_INTERNAL,
+                         "the request's handler failed");
+    }
+  }
+
+ private:
+  SerializedResult call(std::span<const std::byte> payload, RequestContext& context) const {
+    if constexpr (takes_context) {
+      return handler_(payload, context);
+    } else {
+      return handler_(payload);
+    }
+  }
+
+  mutable Handler handler_;
+  std::string response_type_;
+};
+
 }  // namespace detail
 
 class Router {
@@ -204,12 +253,29 @@ class Router {
   void handle(Handler handler) {
     static_assert(std::is_base_of_v<google::protobuf::MessageLite, Request>,
                   "Request must be a generated protobuf message");
-    std::string type = Request::default_instance().GetTypeName();
-    if (routes_.contains(type)) {
-      throw std::invalid_argument("Router: " + type + " already has a handler");
-    }
-    routes_.emplace(std::move(type),
-                    std::make_unique<detail::Route<Request, Handler>>(std::move(handler)));
+    add(Request::default_instance().GetTypeName(),
+        std::make_unique<detail::Route<Request, Handler>>(std::move(handler)));
+  }
+
+  // Registers a handler that takes Request's serialized bytes and answers with Response's:
+  //   SerializedResult f(std::span<const std::byte> request[, RequestContext&])
+  // For services that forward bytes or answer with the request's own: a response that lies
+  // within the request is written without being copied, nor is anything parsed. Runs on the I/O
+  // thread; a handler that throws answers ERROR_CODE_INTERNAL. Throws std::invalid_argument if
+  // Request has a handler.
+  template <class Request, class Response, class Handler>
+  void handle_serialized(Handler handler) {
+    static_assert(std::is_base_of_v<google::protobuf::MessageLite, Request> &&
+                      std::is_base_of_v<google::protobuf::MessageLite, Response>,
+                  "Request and Response must be generated protobuf messages");
+    static_assert(std::is_invocable_r_v<SerializedResult, Handler&, std::span<const std::byte>> ||
+                      std::is_invocable_r_v<SerializedResult, Handler&, std::span<const std::byte>,
+                                            RequestContext&>,
+                  "a serialized handler is SerializedResult f(std::span<const std::byte>"
+                  "[, RequestContext&])");
+    add(Request::default_instance().GetTypeName(),
+        std::make_unique<detail::SerializedRoute<Handler>>(
+            std::move(handler), Response::default_instance().GetTypeName()));
   }
 
   // Runs the handler registered for `type`, or answers ERROR_CODE_UNKNOWN_TYPE.
@@ -219,6 +285,8 @@ class Router {
   bool empty() const noexcept { return routes_.empty(); }
 
  private:
+  void add(std::string type, std::unique_ptr<detail::RouteEntry> route);
+
   std::map<std::string, std::unique_ptr<detail::RouteEntry>, std::less<>> routes_;
 };
 

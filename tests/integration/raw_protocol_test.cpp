@@ -771,6 +771,55 @@ BOOST_AUTO_TEST_CASE(a_peer_that_does_not_read_is_held_back_and_then_gets_every_
   }
 }
 
+BOOST_AUTO_TEST_CASE(echo_replies_written_from_the_read_buffer_survive_a_peer_that_reads_late) {
+  // The usual echo reply is written from the server's read buffer: no read may reuse those bytes
+  // before that write is done. Every request's payload differs from the others' at every byte,
+  // so a reply overwritten by a later request would not match. Every fourth asks for uppercase
+  // and every seventh carries an unknown field: those replies are parsed and copied instead.
+  TestServer server(loopback_options(1));
+  server.start();
+  constexpr std::size_t requests = 96;
+  constexpr std::size_t payload_bytes = 192 * 1024;  // 18 MiB in all: more than sockets buffer
+  const auto payload_of = [](std::size_t id) {
+    std::string payload(payload_bytes, '\0');
+    for (std::size_t index = 0; index < payload_bytes; ++index) {
+      payload[index] = static_cast<char>('a' + (id * 7 + index) % 26);
+    }
+    return payload;
+  };
+  std::string stream;
+  std::vector<std::size_t> frame_ends;
+  for (std::size_t id = 1; id <= requests; ++id) {
+    std::string request = echo_payload(payload_of(id), id % 4 == 0);
+    if (id % 7 == 0) request.append(varint_field(9, id));
+    stream += frame(request_body(id, echo_request_type, request));
+    frame_ends.push_back(stream.size());
+  }
+
+  RawConnection peer(server.port());
+  std::size_t written = peer.write_until_blocked(stream, std::chrono::milliseconds(500));
+  BOOST_TEST_REQUIRE(written < stream.size(), "the server took all 18 MiB without being read");
+  BOOST_TEST(server.server.stats().reads_paused >= 1u);
+
+  // Read the replies to the requests sent whole, send more, and so on to the end.
+  std::size_t answered = 0;
+  for (int round = 0; round < 1000 && answered < requests; ++round) {
+    const auto whole = static_cast<std::size_t>(
+        std::upper_bound(frame_ends.begin(), frame_ends.end(), written) - frame_ends.begin());
+    for (; answered < whole; ++answered) {
+      const std::size_t id = answered + 1;
+      std::string expected = payload_of(id);
+      if (id % 4 == 0) {
+        for (auto& letter : expected) letter = static_cast<char>(letter - 'a' + 'A');
+      }
+      check_echo_reply(peer.read_envelope(), id, expected);
+    }
+    written += peer.write_until_blocked(std::string_view(stream).substr(written),
+                                        std::chrono::milliseconds(500));
+  }
+  BOOST_TEST(answered == requests);
+}
+
 BOOST_AUTO_TEST_CASE(slow_loris_connections_are_closed_at_the_frame_deadline) {
   // 500 connections each send half a length prefix and then nothing: each is closed once the
   // frame timeout passes, while a well-behaved client is served throughout.
