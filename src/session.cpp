@@ -18,6 +18,8 @@ namespace {
 constexpr std::chrono::seconds close_linger{2};
 // How often a session with large buffers looks whether it can give them back.
 constexpr std::chrono::seconds trim_interval{1};
+// The least a reply's payload taken from the read buffer must be to be written from there.
+constexpr std::size_t min_bytes_written_in_place = 16 * 1024;
 
 }  // namespace
 
@@ -282,15 +284,17 @@ void Session::send_reply(std::uint64_t request_id, std::string_view type,
   if (!dispatching_) flush_soon();
 }
 
-// A response within the request being dispatched is written from the read buffer, by a gather
-// write, instead of copied (not over TLS, whose stream wants one buffer).
+// A large response within the request being dispatched is written from the read buffer, by a
+// gather write, instead of copied (not over TLS, whose stream wants one buffer). Small ones are
+// copied: a gather write of many small pieces costs the kernel more than their copy does.
 void Session::send_serialized_reply(std::uint64_t request_id, std::string_view type,
                                     std::span<const std::byte> response) {
   if (request_id == 0 || closed_) return;
   const OutgoingEnvelope reply{request_id, v1::KIND_RESPONSE, type, nullptr, nullptr, response};
   const auto* request_begin = request_body_.data();
   const bool within_request =
-      !response.empty() && std::less_equal<>()(request_begin, response.data()) &&
+      response.size() >= min_bytes_written_in_place &&
+      std::less_equal<>()(request_begin, response.data()) &&
       std::less_equal<>()(response.data() + response.size(), request_begin + request_body_.size());
   if (within_request && !tls_) return queue_from_read_buffer(reply);
   queue(reply);
