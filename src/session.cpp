@@ -141,9 +141,11 @@ void Session::on_read(const boost::system::error_code& error, std::size_t bytes)
     frames_completed = true;
   }
   dispatching_ = false;
-  // Replies first: those written from the read buffer must be out before a read reuses it.
-  flush();
-  if (closed_) return;
+  // Replies written from the read buffer must be out before a read reuses it.
+  if (lends_read_buffer()) {
+    flush();
+    if (closed_) return;
+  }
   if (trim_read_buffer_due_ && !lends_read_buffer()) {
     trim_read_buffer_due_ = false;
     decoder_.release_if_empty(retained_buffer_bytes());
