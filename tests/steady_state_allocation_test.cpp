@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "msgframe/echo_service.hpp"
 #include "msgframe/envelope.hpp"
 #include "msgframe/frame_decoder.hpp"
 #include "msgframe/router.hpp"
@@ -62,35 +63,27 @@ class BufferChannel final : public msgframe::ReplyChannel {
   std::size_t failures = 0;
 };
 
-// A stream of `count` Echo requests with 64-byte payloads, as a client sends them.
-std::vector<std::byte> request_stream(std::size_t count) {
+// A stream of `count` Echo requests with 64-byte payloads, as a client sends them; every other
+// one asks for uppercase when `alternate_uppercase` is set.
+std::vector<std::byte> request_stream(std::size_t count, bool alternate_uppercase = false) {
   std::vector<std::byte> stream;
   const msgframe::FrameEncoder encoder;
   v1::EchoRequest request;
   request.set_payload(std::string(64, 'p'));
   for (std::size_t id = 1; id <= count; ++id) {
+    request.set_uppercase(alternate_uppercase && id % 2 == 0);
     (void)msgframe::append_envelope_frame(
         stream, encoder, {id, v1::KIND_REQUEST, "msgframe.v1.EchoRequest", &request, nullptr});
   }
   return stream;
 }
 
-}  // namespace
-
-BOOST_AUTO_TEST_CASE(framing_envelope_and_routing_allocate_nothing_per_request) {
-  // The handler answers with a response it reuses: what a handler itself allocates is its own.
-  v1::EchoResponse response;
-  msgframe::Router router;
-  router.handle<v1::EchoRequest>([&response](const v1::EchoRequest& request) -> const auto& {
-    response.set_payload(request.payload());  // reuses the string's capacity
-    return response;
-  });
-  BufferChannel channel;
+// Serves `stream` three times, in reads of 16 KiB, as a session reads and answers it; returns
+// the allocations made during the last two (the first warms buffers and reused messages up).
+std::size_t allocations_serving(const msgframe::Router& router, BufferChannel& channel,
+                                const std::vector<std::byte>& stream) {
   msgframe::FrameDecoder decoder;
-  const auto stream = request_stream(2000);
   constexpr std::size_t read_bytes = 16 * 1024;
-
-  // One pass of the stream, in reads of read_bytes, as a session reads and answers it.
   const auto serve_stream = [&] {
     for (std::size_t offset = 0; offset < stream.size(); offset += read_bytes) {
       const std::size_t size = std::min(read_bytes, stream.size() - offset);
@@ -107,16 +100,39 @@ BOOST_AUTO_TEST_CASE(framing_envelope_and_routing_allocate_nothing_per_request) 
       }
     }
   };
-
-  serve_stream();  // warm-up: buffers and reused messages reach their size
+  serve_stream();
   const std::size_t before = allocations.load();
   serve_stream();
   serve_stream();
-  const std::size_t during = allocations.load() - before;
+  return allocations.load() - before;
+}
 
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(framing_envelope_and_routing_allocate_nothing_per_request) {
+  // The handler answers with a response it reuses: what a handler itself allocates is its own.
+  v1::EchoResponse response;
+  msgframe::Router router;
+  router.handle<v1::EchoRequest>([&response](const v1::EchoRequest& request) -> const auto& {
+    response.set_payload(request.payload());  // reuses the string's capacity
+    return response;
+  });
+  BufferChannel channel;
+  const std::size_t during = allocations_serving(router, channel, request_stream(2000));
   BOOST_TEST(channel.failures == 0u);
   BOOST_TEST(channel.replies == 6000u);
   BOOST_TEST(during == 0u, "allocations while serving 4,000 requests: " << during);
+}
+
+BOOST_AUTO_TEST_CASE(the_echo_service_allocates_nothing_per_request) {
+  // Both of its paths: the request's own bytes, and (uppercase) parsed and serialized again.
+  msgframe::Router router;
+  msgframe::add_echo_service(router);
+  BufferChannel channel;
+  const std::size_t during = allocations_serving(router, channel, request_stream(2000, true));
+  BOOST_TEST(channel.failures == 0u);
+  BOOST_TEST(channel.replies == 6000u);
+  BOOST_TEST(during == 0u, "allocations while serving 4,000 echo requests: " << during);
 }
 
 BOOST_AUTO_TEST_CASE(the_counter_sees_allocations) {
