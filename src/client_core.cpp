@@ -324,10 +324,10 @@ void ClientCore::start_calls_waiting_for_room() {
   while (calls_in_flight_ < options_.max_pending_calls && !waiting_for_room_.empty()) {
     const auto id = waiting_for_room_.front();
     waiting_for_room_.pop_front();
-    const auto found = pending_.find(id);
-    if (found == pending_.end()) continue;
-    auto waiting = std::move(found->second);
-    pending_.erase(found);
+    auto* found = pending_.find(id);
+    if (found == nullptr) continue;
+    auto waiting = std::move(*found);
+    pending_.erase(id);
     send_call(id, std::move(waiting.frame), waiting.deadline, std::move(waiting.call));
   }
 }
@@ -543,12 +543,12 @@ void ClientCore::on_envelope(const EnvelopeView& envelope) {
 
 void ClientCore::complete(std::uint64_t id, boost::system::error_code error,
                           const EnvelopeView* reply) {
-  const auto found = pending_.find(id);
-  if (found == pending_.end()) return;
-  auto call = std::move(found->second.call);
-  const bool was_sent = !found->second.waiting_for_room;
-  if (was_sent && !found->second.over_udp) --tcp_calls_in_flight_;
-  pending_.erase(found);
+  auto* found = pending_.find(id);
+  if (found == nullptr) return;
+  auto call = std::move(found->call);
+  const bool was_sent = !found->waiting_for_room;
+  if (was_sent && !found->over_udp) --tcp_calls_in_flight_;
+  pending_.erase(id);
   forget_answered_deadlines();
   if (was_sent) {
     --calls_in_flight_;
@@ -696,9 +696,9 @@ void ClientCore::on_deadline_timer() {
   while (!deadlines_.empty() && deadlines_.top().first <= now) {
     const auto id = deadlines_.top().second;
     deadlines_.pop();
-    const auto found = pending_.find(id);
-    if (found == pending_.end()) continue;
-    auto& waiting = found->second;
+    auto* waiting_call = pending_.find(id);
+    if (waiting_call == nullptr) continue;
+    auto& waiting = *waiting_call;
     if (waiting.over_udp && waiting.resends_left > 0 && now < waiting.deadline) {
       --waiting.resends_left;
       ++counters_.udp_resends;
@@ -736,9 +736,9 @@ void ClientCore::lose_tcp(boost::system::error_code reason) {
   sending_.clear();
   drop_frame_pool();
   std::vector<std::uint64_t> lost;
-  for (const auto& [id, waiting] : pending_) {
+  pending_.for_each([&lost](std::uint64_t id, const Waiting& waiting) {
     if (!waiting.over_udp && !waiting.waiting_for_room) lost.push_back(id);
-  }
+  });
   for (const auto id : lost) complete(id, reason, nullptr);
   if (!closed_by_user_ && options_.on_disconnect) options_.on_disconnect(reason);
   if (closed_by_user_) return;
@@ -775,7 +775,9 @@ void ClientCore::close(boost::system::error_code reason) {
   waiting_for_room_.clear();
   auto pending = std::move(pending_);
   pending_.clear();
-  for (auto& [id, waiting] : pending) finish(std::move(waiting.call), reason, nullptr);
+  pending.for_each([this, reason](std::uint64_t, Waiting& waiting) {
+    finish(std::move(waiting.call), reason, nullptr);
+  });
 }
 
 }  // namespace msgframe::detail

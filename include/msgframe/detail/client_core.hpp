@@ -17,10 +17,10 @@
 #include <mutex>
 #include <random>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "msgframe/client_options.hpp"
+#include "msgframe/detail/call_table.hpp"
 #include "msgframe/detail/deadline_queue.hpp"
 #include "msgframe/envelope.hpp"
 #include "msgframe/frame_decoder.hpp"
@@ -203,7 +203,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::chrono::milliseconds backoff_;
   std::minstd_rand jitter_{std::random_device{}()};
 
-  std::unordered_map<std::uint64_t, Waiting> pending_;
+  CallTable<Waiting> pending_;
   std::size_t calls_in_flight_ = 0;             // in pending_, sent
   std::deque<std::uint64_t> waiting_for_room_;  // in pending_ (unless timed out), oldest first
   // Deadlines and resend times, earliest first; entries of calls already completed are dropped
