@@ -1,5 +1,5 @@
 // detail::CallTable, the client's calls in flight by id: held to std::unordered_map over random
-// operations, on ids as a client makes them (a counter) and on ids that collide on purpose.
+// operations, on ids as a client makes them (a counter) and on ids that share slots on purpose.
 #define BOOST_TEST_MODULE call_table
 #include "msgframe/detail/call_table.hpp"
 
@@ -75,9 +75,9 @@ BOOST_AUTO_TEST_CASE(ids_from_a_counter_completing_in_any_order) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(ids_that_share_home_slots_and_wrap_around_the_table) {
-  // Multiples of 64 share one home slot in every table up to 64 slots; ids near them fill the
-  // slots the probe runs cross, which wrap past the table's end.
+BOOST_AUTO_TEST_CASE(ids_that_share_slots_go_to_the_overflow_and_back) {
+  // Multiples of 64 share one slot in every table up to 64 slots, and ids near them others:
+  // most go to the overflow map, and move between it and the slots as the table is resized.
   for (std::uint32_t seed = 1; seed <= 4; ++seed) {
     run_against_oracle(
         [](std::mt19937& random) {
