@@ -62,9 +62,11 @@ struct ClientCore::Tls {
 };
 
 ClientCore::ClientCore(asio::any_io_executor executor, const ClientOptions& options)
-    : options_(options),
-      strand_(asio::make_strand(executor)),
+    : strand_(asio::make_strand(executor)),
       socket_(strand_),
+      decoder_(protocol_framing(options.max_frame_bytes)),
+      encoder_(protocol_framing(options.max_frame_bytes)),
+      options_(options),
       udp_socket_(strand_),
       resolver_(strand_),
       deadline_timer_(strand_),
@@ -75,8 +77,6 @@ ClientCore::ClientCore(asio::any_io_executor executor, const ClientOptions& opti
                ? std::make_unique<Tls>(Tls{
                      make_client_tls_context(*options.tls), options.tls->server_name, nullptr, {}})
                : nullptr),
-      decoder_(protocol_framing(options.max_frame_bytes)),
-      encoder_(protocol_framing(options.max_frame_bytes)),
       datagram_(options.max_datagram_bytes + 1),
       backoff_(options.reconnect_backoff_min) {}
 
