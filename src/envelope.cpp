@@ -4,6 +4,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 
+#include <boost/assert.hpp>
 #include <cstring>
 #include <limits>
 
@@ -268,6 +269,8 @@ void write_envelope(const OutgoingEnvelope& envelope, bool with_serialized_paylo
 boost::system::error_code append_frame(std::vector<std::byte>& out, const FrameEncoder& encoder,
                                        const OutgoingEnvelope& envelope,
                                        bool with_serialized_payload) {
+  BOOST_ASSERT_MSG(with_serialized_payload || (envelope.payload == nullptr && !envelope.error),
+                   "a frame head leaves out a serialized payload that ends the envelope");
   const std::size_t size = envelope_size(envelope);
   const auto prefix = encoder.encode_prefix(size);
   if (!prefix) return prefix.error();

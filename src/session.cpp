@@ -327,6 +327,7 @@ void Session::queue(const OutgoingEnvelope& envelope) {
 }
 
 void Session::queue_from_read_buffer(const OutgoingEnvelope& reply) {
+  queued_splices_.reserve(queued_splices_.size() + 1);  // no head without its payload
   if (append_envelope_frame_head(queued_, server_.encoder, reply)) return refuse_too_large(reply);
   queued_splices_.push_back({queued_.size(), reply.serialized_payload});
 }
@@ -440,6 +441,7 @@ void Session::on_written(const boost::system::error_code& error) {
   trim_buffers_later();
   if (error) {
     queued_.clear();
+    queued_splices_.clear();
     close();
     return;
   }

@@ -2,8 +2,10 @@
 // answer from the request's own bytes, held to protobuf's reading of them.
 #define BOOST_TEST_MODULE router
 #include <boost/test/unit_test.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "msgframe/echo_service.hpp"
 #include "support/recording_channel.hpp"
@@ -91,6 +93,41 @@ BOOST_AUTO_TEST_CASE(a_serialized_handler_fails_with_its_error_or_internal_when_
   router.dispatch("msgframe.v1.EchoRequest", {}, context_for(2), thrown);
   BOOST_TEST((thrown.error == v1::ERROR_CODE_INTERNAL));
   BOOST_TEST(thrown.id == 2u);
+}
+
+// Handlers must not return a container: the span made from it would outlive it.
+static_assert(msgframe::detail::returns_borrowed_bytes<decltype([](std::span<const std::byte> in) {
+  return in;
+})>());
+static_assert(msgframe::detail::returns_borrowed_bytes<
+              decltype([](std::span<const std::byte>, msgframe::RequestContext&)
+                           -> msgframe::SerializedResult { return msgframe::HandlerError{}; })>());
+static_assert(!msgframe::detail::returns_borrowed_bytes<decltype([](std::span<const std::byte>) {
+  return std::vector<std::byte>();
+})>());
+static_assert(!msgframe::detail::returns_borrowed_bytes<decltype([](int) { return 0; })>());
+
+BOOST_AUTO_TEST_CASE(a_channel_that_takes_no_serialized_replies_answers_internal) {
+  // A ReplyChannel written before serialized replies existed still compiles, and fails them.
+  class TypedOnlyChannel final : public msgframe::ReplyChannel {
+   public:
+    void send_reply(std::uint64_t, std::string_view,
+                    const google::protobuf::MessageLite&) override {
+      ++replies;
+    }
+    void send_error(std::uint64_t, v1::ErrorCode code, std::string_view) override { error = code; }
+    boost::asio::any_io_executor executor() override { return {}; }
+    std::shared_ptr<ReplyChannel> keep_alive() override { return nullptr; }
+    void on_async_handler(bool) override {}
+    int replies = 0;
+    std::optional<v1::ErrorCode> error;
+  } channel;
+  msgframe::Router router;
+  msgframe::add_echo_service(router);
+  const std::string request = "\x0a\x02hi";
+  router.dispatch("msgframe.v1.EchoRequest", bytes_of(request), context_for(4), channel);
+  BOOST_TEST(channel.replies == 0);
+  BOOST_TEST((channel.error == v1::ERROR_CODE_INTERNAL));
 }
 
 BOOST_AUTO_TEST_CASE(a_type_takes_one_handler_whichever_kind) {

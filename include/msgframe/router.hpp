@@ -59,8 +59,13 @@ class ReplyChannel {
   // A reply whose payload is already serialized: `response` is the wire bytes of a message of
   // `type`. Bytes that lie within the request being served are written from where they are,
   // without a copy (valid only while its handler runs, as the request is).
+  // Channels that do not take serialized replies (a test's, say) answer ERROR_CODE_INTERNAL.
   virtual void send_serialized_reply(std::uint64_t request_id, std::string_view type,
-                                     std::span<const std::byte> response) = 0;
+                                     std::span<const std::byte> response) {
+    (void)type;
+    (void)response;
+    send_error(request_id, v1::ERROR_CODE_INTERNAL, "this transport takes no serialized replies");
+  }
   virtual void send_error(std::uint64_t request_id, v1::ErrorCode code,
                           std::string_view message) = 0;
   // Where coroutine handlers run.
@@ -196,6 +201,24 @@ class Route final : public RouteEntry {
   std::string response_type_;
 };
 
+// Whether a serialized handler returns what SerializedResult may hold without a dangling view:
+// a span or SerializedResult itself, not a container a span would be made from and outlive.
+template <class Handler>
+constexpr bool returns_borrowed_bytes() {
+  using Bytes = std::span<const std::byte>;
+  const auto allowed = []<class Result>(std::type_identity<Result>) {
+    return std::is_same_v<Result, SerializedResult> || std::is_same_v<Result, Bytes> ||
+           std::is_same_v<Result, HandlerError>;
+  };
+  if constexpr (std::is_invocable_v<Handler&, Bytes, RequestContext&>) {
+    return allowed(std::type_identity<std::invoke_result_t<Handler&, Bytes, RequestContext&>>{});
+  } else if constexpr (std::is_invocable_v<Handler&, Bytes>) {
+    return allowed(std::type_identity<std::invoke_result_t<Handler&, Bytes>>{});
+  } else {
+    return false;
+  }
+}
+
 // A handler of requests as bytes: it parses (or forwards) them itself.
 template <class Handler>
 class SerializedRoute final : public RouteEntry {
@@ -268,11 +291,10 @@ class Router {
     static_assert(std::is_base_of_v<google::protobuf::MessageLite, Request> &&
                       std::is_base_of_v<google::protobuf::MessageLite, Response>,
                   "Request and Response must be generated protobuf messages");
-    static_assert(std::is_invocable_r_v<SerializedResult, Handler&, std::span<const std::byte>> ||
-                      std::is_invocable_r_v<SerializedResult, Handler&, std::span<const std::byte>,
-                                            RequestContext&>,
+    static_assert(detail::returns_borrowed_bytes<Handler>(),
                   "a serialized handler is SerializedResult f(std::span<const std::byte>"
-                  "[, RequestContext&])");
+                  "[, RequestContext&]); it may return a span or a HandlerError, not a container "
+                  "whose bytes would die with it");
     add(Request::default_instance().GetTypeName(),
         std::make_unique<detail::SerializedRoute<Handler>>(
             std::move(handler), Response::default_instance().GetTypeName()));
