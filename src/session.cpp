@@ -224,8 +224,8 @@ void Session::on_idle_timer() {
 
 // Backpressure: while the peer leaves its replies unread, or its coroutine handlers pile up, the
 // session stops reading; TCP then holds the peer back, and the server's memory stays bounded.
-// Replies written from the read buffer that the socket does not take at once stop it too: a
-// read would reuse their bytes (read_unless_backed_up also looks at lends_read_buffer()).
+// So do replies written from the read buffer that the socket did not take at once: a read
+// would reuse their bytes (see lends_read_buffer()).
 bool Session::backed_up() const noexcept {
   return queued_.size() + sending_.size() >= server_.options.max_write_queue_bytes ||
          async_handlers_ >= server_.options.max_requests_in_flight;
@@ -402,14 +402,14 @@ void Session::flush() {
 // once as far as the socket takes it (never over TLS).
 void Session::write_gathered() {
   gather_.clear();
-  std::size_t written = 0;
+  std::size_t framed = 0;  // bytes of sending_ already in gather_
   for (const auto& splice : sending_splices_) {
-    gather_.emplace_back(sending_.data() + written, splice.offset - written);
+    gather_.emplace_back(sending_.data() + framed, splice.offset - framed);
     gather_.emplace_back(splice.bytes.data(), splice.bytes.size());
-    written = splice.offset;
+    framed = splice.offset;
   }
-  if (written < sending_.size()) {
-    gather_.emplace_back(sending_.data() + written, sending_.size() - written);
+  if (framed < sending_.size()) {
+    gather_.emplace_back(sending_.data() + framed, sending_.size() - framed);
   }
   if (writes_at_once_) {
     boost::system::error_code error;
