@@ -32,11 +32,14 @@ const ClientOptions& validated(const ClientOptions& options) {
 
 Client::Client(boost::asio::any_io_executor executor, ClientOptions options)
     : options_(options),
-      core_(std::make_shared<detail::ClientCore>(std::move(executor), validated(options))) {}
+      core_(std::make_shared<detail::ClientCore>(executor, validated(options),
+                                                 options.executor_is_single_threaded)) {}
 
 Client::Client(ClientOptions options)
     : options_(options), own_context_(std::make_unique<boost::asio::io_context>(1)) {
-  core_ = std::make_shared<detail::ClientCore>(own_context_->get_executor(), validated(options));
+  // Its one thread is the strand.
+  core_ =
+      std::make_shared<detail::ClientCore>(own_context_->get_executor(), validated(options), true);
   own_work_.emplace(own_context_->get_executor());
   own_thread_ = std::thread([context = own_context_.get()] { context->run(); });
 }
@@ -51,12 +54,12 @@ Client::~Client() {
 }
 
 void Client::close() {
-  boost::asio::post(core_->strand(),
+  boost::asio::post(core_->executor(),
                     [core = core_] { core->close(msgframe::error::connection_lost); });
 }
 
 void Client::expect_other_thread() const {
-  if (core_->strand().running_in_this_thread()) {
+  if (core_->on_strand()) {
     throw std::logic_error(
         "msgframe::Client: a blocking call from the client's own executor would wait forever; "
         "use async_call there");

@@ -61,18 +61,19 @@ struct ClientCore::Tls {
   std::shared_ptr<std::vector<std::byte>> write_buffer;
 };
 
-ClientCore::ClientCore(asio::any_io_executor executor, const ClientOptions& options)
-    : strand_(asio::make_strand(executor)),
-      socket_(strand_),
+ClientCore::ClientCore(const asio::any_io_executor& executor, const ClientOptions& options,
+                       bool one_thread)
+    : strand_(executor, one_thread),
+      socket_(strand_.executor()),
       decoder_(protocol_framing(options.max_frame_bytes)),
       encoder_(protocol_framing(options.max_frame_bytes)),
       options_(options),
-      udp_socket_(strand_),
-      resolver_(strand_),
-      deadline_timer_(strand_),
-      connect_timer_(strand_),
-      reconnect_timer_(strand_),
-      trim_timer_(strand_),
+      udp_socket_(strand_.executor()),
+      resolver_(strand_.executor()),
+      deadline_timer_(strand_.executor()),
+      connect_timer_(strand_.executor()),
+      reconnect_timer_(strand_.executor()),
+      trim_timer_(strand_.executor()),
       tls_(options.tls
                ? std::make_unique<Tls>(Tls{
                      make_client_tls_context(*options.tls), options.tls->server_name, nullptr, {}})
@@ -276,15 +277,15 @@ void ClientCore::set_transport(Transport transport) {
 void ClientCore::submit_call(std::uint64_t id, std::vector<std::byte> frame,
                              boost::system::error_code encode_error,
                              std::chrono::milliseconds timeout, PendingCallPtr call) {
-  if (strand_.running_in_this_thread()) {
+  if (on_strand()) {
     const bool nested = starting_call_;
     starting_call_ = true;
     begin_call(id, std::move(frame), encode_error, timeout, std::move(call));
     starting_call_ = nested;
     return;
   }
-  asio::post(strand_, [self = shared_from_this(), id, frame = std::move(frame), encode_error,
-                       timeout, call = std::move(call)]() mutable {
+  asio::post(strand_.executor(), [self = shared_from_this(), id, frame = std::move(frame),
+                                  encode_error, timeout, call = std::move(call)]() mutable {
     self->begin_call(id, std::move(frame), encode_error, timeout, std::move(call));
   });
 }
@@ -302,7 +303,7 @@ void ClientCore::begin_call(std::uint64_t id, std::vector<std::byte> frame,
 
 void ClientCore::finish(PendingCallPtr call, boost::system::error_code error,
                         const EnvelopeView* reply) {
-  call.release()->complete(error, reply, strand_, !starting_call_);
+  call.release()->complete(error, reply, strand_.executor(), !starting_call_);
 }
 
 void ClientCore::start_call(std::uint64_t id, std::vector<std::byte> frame,
@@ -372,7 +373,7 @@ void ClientCore::send(std::vector<std::byte> frame) {
   }
   if (handling_replies_ || flush_posted_) return;
   flush_posted_ = true;
-  asio::post(strand_, [self = shared_from_this()] {
+  asio::post(strand_.executor(), [self = shared_from_this()] {
     self->flush_posted_ = false;
     self->flush();
   });
@@ -567,7 +568,7 @@ void ClientCore::forget_answered_deadlines() {
 // ---- Buffers ----------------------------------------------------------------------------------
 
 std::vector<std::byte> ClientCore::take_frame_buffer() {
-  if (strand_.running_in_this_thread() && !small_buffers_.empty()) {  // the strand's, first
+  if (on_strand() && !small_buffers_.empty()) {  // the strand's, first
     auto buffer = std::move(small_buffers_.back());
     small_buffers_.pop_back();
     small_buffers_bytes_ -= buffer.capacity();

@@ -128,6 +128,7 @@ LoadResult load_msgframe(const Scenario& scenario, const LoadSettings& settings)
   msgframe::ClientOptions options;
   options.transport =
       scenario.carrier == Carrier::udp ? msgframe::Transport::udp : msgframe::Transport::tcp;
+  options.executor_is_single_threaded = true;  // `io` runs on this thread only, as raw's does
   options.call_timeout = std::chrono::seconds(10);
   options.connect_timeout = std::chrono::seconds(10);
   options.udp_resend_interval = std::chrono::milliseconds(200);

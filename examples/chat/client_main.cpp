@@ -38,6 +38,7 @@ class ChatClient {
       : io_(io), settings_(std::move(settings)), terminal_(io.get_executor()) {
     msgframe::ClientOptions client_options;
     client_options.connect_timeout = std::chrono::seconds(5);
+    client_options.executor_is_single_threaded = true;  // main() runs `io` on its one thread
     client_options.on_disconnect = [this](boost::system::error_code reason) {
       terminal_.print("*** lost the connection to the server (" + reason.message() + ")");
       finish(server_gone);

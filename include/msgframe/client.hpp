@@ -53,7 +53,8 @@ struct CallOptions {
 // Not for use in a forked child: its read buffer may be mapped in the parent only.
 class Client {
  public:
-  // A client whose I/O runs on `executor`, e.g. an io_context the program runs.
+  // A client whose I/O runs on `executor`, e.g. an io_context the program runs (one thread only:
+  // say so in options.executor_is_single_threaded).
   explicit Client(boost::asio::any_io_executor executor, ClientOptions options = {});
   // A client with an I/O thread of its own, for programs without an io_context.
   explicit Client(ClientOptions options = {});
@@ -151,7 +152,7 @@ class Client {
         frame.size() - 4 > options_.max_datagram_bytes) {
       return error::frame_too_large;
     }
-    boost::asio::post(core_->strand(), [core = core_, frame = std::move(frame)]() mutable {
+    boost::asio::post(core_->executor(), [core = core_, frame = std::move(frame)]() mutable {
       core->send_one_way(std::move(frame));
     });
     return {};
@@ -164,7 +165,7 @@ class Client {
       Event event;
       if (event.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) handler(event);
     };
-    boost::asio::post(core_->strand(),
+    boost::asio::post(core_->executor(),
                       [core = core_, type = Event::default_instance().GetTypeName(),
                        parse_and_handle = std::move(parse_and_handle)]() mutable {
                         core->subscribe(std::move(type), std::move(parse_and_handle));
@@ -182,7 +183,7 @@ class Client {
   // Closes the connection; pending calls complete with error::connection_lost. Thread-safe.
   void close();
 
-  boost::asio::any_io_executor get_executor() const { return core_->strand(); }
+  boost::asio::any_io_executor get_executor() const { return core_->executor(); }
 
  private:
   class ConnectOperation;
@@ -206,8 +207,8 @@ class Client::ConnectOperation {
   void operator()(Self& self) {
     if (!on_strand_) {
       on_strand_ = true;
-      const auto strand = core_->strand();  // before `self`, holding core_, moves
-      return detail::resume_on(strand, std::move(self));
+      const auto executor = core_->executor();  // before `self`, holding core_, moves
+      return detail::resume_on(executor, std::move(self));
     }
     auto core = core_;
     auto host = std::move(host_);
@@ -229,7 +230,7 @@ class Client::ConnectOperation {
 template <class Token>
 auto Client::async_connect(std::string host, std::uint16_t port, Token&& token) {
   return boost::asio::async_compose<Token, void(boost::system::error_code)>(
-      ConnectOperation{core_, std::move(host), port}, token, core_->strand());
+      ConnectOperation{core_, std::move(host), port}, token, core_->executor());
 }
 
 }  // namespace msgframe

@@ -20,6 +20,12 @@ struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds call_timeout{10000};  // the deadline of calls that set none
   std::size_t read_bytes = 64 * 1024;
+  // The client's handlers run one at a time, on a strand. Set this when the executor given to
+  // the client is an io_context's that one thread runs (Asio's implicit strand): the client
+  // then uses it as it is, sparing every read, write and posted call a strand's lock and queue.
+  // Set for an io_context that several threads run, it is a data race. Ignored for any other
+  // executor, and for the client with an I/O thread of its own, which is always so.
+  bool executor_is_single_threaded = false;
   // UDP: the largest datagram sent (requests over it fail at once with frame_too_large), how
   // long to wait for a reply before resending the same id, and how many resends at most.
   std::size_t max_datagram_bytes = 65507;

@@ -13,10 +13,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <stdexcept>
@@ -34,7 +36,39 @@ using msgframe::test::generous;
 using msgframe::test::TestServer;
 namespace v1 = msgframe::v1;
 
-namespace {}  // namespace
+namespace {
+
+// Whether this thread runs the client's strand: a strand of its own, or the implicit strand of
+// an io_context that one thread runs.
+bool running_on_strand_of(const Client& client) {
+  const auto executor = client.get_executor();
+  if (const auto* strand = executor.target<asio::strand<asio::any_io_executor>>()) {
+    return strand->running_in_this_thread();
+  }
+  const auto* io_context = executor.target<asio::io_context::executor_type>();
+  return io_context != nullptr && io_context->running_in_this_thread();
+}
+
+// Blocking echo calls from `thread_count` threads at once, `calls` each, each with its own text:
+// how many came back with their own text.
+int echo_from_threads(Client& client, int thread_count, int calls) {
+  std::atomic<int> correct{0};
+  std::vector<std::thread> threads;
+  for (int thread = 0; thread < thread_count; ++thread) {
+    threads.emplace_back([&, thread] {
+      for (int call = 0; call < calls; ++call) {
+        const std::string text = std::to_string(thread) + ":" + std::to_string(call);
+        boost::system::error_code error;
+        const auto reply = client.call<v1::EchoResponse>(echo_request(text), generous, error);
+        if (!error && reply.payload() == text) ++correct;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  return correct;
+}
+
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(blocking_calls_to_echo_and_time) {
   TestServer server;
@@ -641,20 +675,69 @@ BOOST_AUTO_TEST_CASE(one_client_shared_by_several_threads) {
   BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
   constexpr int thread_count = 4;
   constexpr int calls_per_thread = 500;
-  std::atomic<int> correct{0};
-  std::vector<std::thread> threads;
-  for (int thread = 0; thread < thread_count; ++thread) {
-    threads.emplace_back([&, thread] {
-      for (int call = 0; call < calls_per_thread; ++call) {
-        const std::string text = std::to_string(thread) + ":" + std::to_string(call);
-        boost::system::error_code error;
-        const auto reply = client.call<v1::EchoResponse>(echo_request(text), generous, error);
-        if (!error && reply.payload() == text) ++correct;
-      }
-    });
+  BOOST_TEST(echo_from_threads(client, thread_count, calls_per_thread) ==
+             thread_count * calls_per_thread);
+}
+
+// A client told that its io_context runs on one thread uses it as its strand: calls started on
+// that thread (each from the last one's completion) and calls from four other threads at once
+// all get their own replies. The client with a thread of its own does the same; any other
+// client, and a single-threaded claim about an executor that is not an io_context's, get a
+// strand of their own.
+BOOST_AUTO_TEST_CASE(a_single_threaded_io_context_is_the_clients_strand) {
+  TestServer server;
+  server.start();
+  asio::io_context io(1);
+  msgframe::ClientOptions one_thread;
+  one_thread.executor_is_single_threaded = true;
+  Client client(io.get_executor(), one_thread);
+  BOOST_TEST(client.get_executor().target<asio::io_context::executor_type>() != nullptr);
+  BOOST_TEST(Client{}.get_executor().target<asio::io_context::executor_type>() != nullptr);
+  BOOST_TEST(
+      Client{io.get_executor()}.get_executor().target<asio::strand<asio::any_io_executor>>() !=
+      nullptr);
+  asio::thread_pool pool(1);
+  BOOST_TEST(Client(pool.get_executor(), one_thread)
+                 .get_executor()
+                 .target<asio::strand<asio::any_io_executor>>() != nullptr);
+
+  constexpr int chained_calls = 2000;
+  constexpr int other_threads = 4;
+  constexpr int calls_per_thread = 250;
+  int chained_correct = 0;
+  bool chain_stayed_on_strand = true;
+  std::promise<void> chain_done;
+  std::function<void(int)> chain = [&](int index) {
+    const std::string text = "chained " + std::to_string(index);
+    client.async_call<v1::EchoResponse>(
+        echo_request(text), [&, index, text](boost::system::error_code error, v1::EchoResponse r) {
+          chain_stayed_on_strand = chain_stayed_on_strand && running_on_strand_of(client);
+          if (!error && r.payload() == text) ++chained_correct;
+          if (index + 1 < chained_calls) return chain(index + 1);
+          chain_done.set_value();
+        });
+  };
+  std::promise<boost::system::error_code> connected;
+  client.async_connect("127.0.0.1", server.port(), [&](boost::system::error_code error) {
+    connected.set_value(error);
+    if (!error) chain(0);
+  });
+  auto work = asio::make_work_guard(io);
+  std::thread io_thread([&io] { io.run_for(std::chrono::seconds(60)); });
+  if (const auto error = connected.get_future().get()) {
+    work.reset();
+    io.stop();
+    io_thread.join();
+    BOOST_FAIL("cannot connect: " << error.message());
   }
-  for (auto& thread : threads) thread.join();
-  BOOST_TEST(correct == thread_count * calls_per_thread);
+  const int others_correct = echo_from_threads(client, other_threads, calls_per_thread);
+  BOOST_TEST((chain_done.get_future().wait_for(generous) == std::future_status::ready));
+  work.reset();
+  client.close();
+  io_thread.join();
+  BOOST_TEST(others_correct == other_threads * calls_per_thread);
+  BOOST_TEST(chained_correct == chained_calls);
+  BOOST_TEST(chain_stayed_on_strand);
 }
 
 // Thousands of sessions open at once, each answered: file descriptors permitting (two per
@@ -757,9 +840,7 @@ BOOST_AUTO_TEST_CASE(completions_never_run_inside_async_call_and_keep_their_own_
     client.async_call<v1::EchoResponse>(
         echo_request("one too many"),
         [&, returned](boost::system::error_code error, v1::EchoResponse) {
-          const auto executor = client.get_executor();
-          const auto* strand = executor.target<asio::strand<asio::any_io_executor>>();
-          refused.set_value({*returned, strand->running_in_this_thread(), error});
+          refused.set_value({*returned, running_on_strand_of(client), error});
         });
     *returned = true;
   });

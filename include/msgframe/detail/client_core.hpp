@@ -8,7 +8,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -21,6 +20,7 @@
 
 #include "msgframe/client_options.hpp"
 #include "msgframe/detail/call_table.hpp"
+#include "msgframe/detail/client_strand.hpp"
 #include "msgframe/detail/deadline_queue.hpp"
 #include "msgframe/envelope.hpp"
 #include "msgframe/frame_decoder.hpp"
@@ -30,15 +30,15 @@ namespace msgframe {
 
 namespace detail {
 
-using ClientStrand = boost::asio::strand<boost::asio::any_io_executor>;
-
 // A call waiting for its reply, on the strand: completed once, or destroyed with the client.
 class PendingCall {
  public:
   // Completes the call with the RESPONSE or ERROR envelope `reply` (null: it failed locally) and
-  // frees it. `may_run_inline`: not inside the call's own initiating function.
+  // frees it, on the client's strand, whose executor is `client_executor`. `may_run_inline`: not
+  // inside the call's own initiating function.
   virtual void complete(boost::system::error_code error, const EnvelopeView* reply,
-                        const ClientStrand& strand, bool may_run_inline) = 0;
+                        const boost::asio::any_io_executor& client_executor,
+                        bool may_run_inline) = 0;
   // Frees the call without completing it: its client's executor is gone.
   virtual void destroy() noexcept = 0;
 
@@ -54,13 +54,16 @@ using PendingCallPtr = std::unique_ptr<PendingCall, PendingCallDeleter>;
 class ClientCore : public std::enable_shared_from_this<ClientCore> {
  public:
   using Clock = std::chrono::steady_clock;
-  using Strand = ClientStrand;
   using ConnectHandler = std::function<void(boost::system::error_code)>;
 
-  ClientCore(boost::asio::any_io_executor executor, const ClientOptions& options);
+  // `one_thread`: `executor` runs one handler at a time (see ClientStrand).
+  ClientCore(const boost::asio::any_io_executor& executor, const ClientOptions& options,
+             bool one_thread);
   ~ClientCore();
 
-  Strand& strand() noexcept { return strand_; }
+  // The executor of the client's strand: its I/O objects' and its handlers'.
+  const boost::asio::any_io_executor& executor() const noexcept { return strand_.executor(); }
+  bool on_strand() const noexcept { return strand_.running_in_this_thread(); }
   const FrameEncoder& encoder() const noexcept { return encoder_; }
 
   // Any thread.
@@ -148,7 +151,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // What every call and every read touch comes first, together: with thousands of clients in
   // one process (fanin), each call finds this object cold in the cache, and every line it
   // spans costs a miss.
-  Strand strand_;
+  ClientStrand strand_;
   boost::asio::ip::tcp::socket socket_;
   FrameDecoder decoder_;
   const FrameEncoder encoder_;

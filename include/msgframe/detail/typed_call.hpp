@@ -95,7 +95,7 @@ class TypedCall final : public PendingCall {
       : handler_(std::move(handler)), work_(work_for(handler_)), error_message_(error_message) {}
 
   void complete(boost::system::error_code error, const EnvelopeView* reply,
-                const ClientCore::Strand& strand, bool may_run_inline) override {
+                const boost::asio::any_io_executor& client_executor, bool may_run_inline) override {
     Response response;
     if (!error && reply != nullptr) error = read_reply(*reply, response, error_message_);
     // Freed before the handler runs: the handler may start the next call in this memory.
@@ -108,7 +108,7 @@ class TypedCall final : public PendingCall {
     };
     if constexpr (runs_on_client_strand) {
       if (may_run_inline) return invoke();
-      boost::asio::post(strand, std::move(invoke));
+      boost::asio::post(client_executor, std::move(invoke));
     } else {
       const auto executor = executor_of(work);
       if (may_run_inline) {
