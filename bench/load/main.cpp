@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <fstream>
@@ -129,18 +130,47 @@ std::string status_of(const Measurement& measurement) {
   return "ok";
 }
 
+// A system's calls/s over raw's in the same scenario, as text ("-" when either did not run).
+std::string ratio_to_raw(const Measurement& measurement,
+                         const std::vector<Measurement>& measurements) {
+  const auto raw = std::find_if(measurements.begin(), measurements.end(), [&](const auto& m) {
+    return m.system == "raw" && m.scenario == measurement.scenario;
+  });
+  if (raw == measurements.end() || failed(*raw) || !raw->skipped.empty() || failed(measurement) ||
+      !measurement.skipped.empty()) {
+    return "-";
+  }
+  char text[16];
+  std::snprintf(text, sizeof text, "%.2f",
+                calls_per_second(measurement.load) / calls_per_second(raw->load));
+  return text;
+}
+
 void print_table(const std::vector<Measurement>& measurements) {
-  std::printf("\n%-9s %-13s %12s %9s %9s %9s %10s %9s  %s\n", "system", "scenario", "calls/s",
-              "p50 us", "p99 us", "p999 us", "MB/s", "KiB/conn", "status");
+  std::printf("\n%-9s %-13s %12s %7s %9s %9s %9s %10s %9s  %s\n", "system", "scenario", "calls/s",
+              "vs raw", "p50 us", "p99 us", "p999 us", "MB/s", "KiB/conn", "status");
   for (const auto& m : measurements) {
     const std::string per_connection =
         m.fanin ? std::to_string(m.rss_kb_per_connection).substr(0, 5) : "-";
-    std::printf("%-9s %-13s %12.0f %9.1f %9.1f %9.1f %10.1f %9s  %s\n", m.system.c_str(),
-                m.scenario.c_str(), calls_per_second(m.load), m.load.latency.percentile_us(0.5),
-                m.load.latency.percentile_us(0.99), m.load.latency.percentile_us(0.999),
-                megabytes_per_second(m.load), per_connection.c_str(), status_of(m).c_str());
+    std::printf("%-9s %-13s %12.0f %7s %9.1f %9.1f %9.1f %10.1f %9s  %s\n", m.system.c_str(),
+                m.scenario.c_str(), calls_per_second(m.load), ratio_to_raw(m, measurements).c_str(),
+                m.load.latency.percentile_us(0.5), m.load.latency.percentile_us(0.99),
+                m.load.latency.percentile_us(0.999), megabytes_per_second(m.load),
+                per_connection.c_str(), status_of(m).c_str());
   }
   std::printf("\n");
+}
+
+// Of one system's runs of one scenario: the first that failed, else the run with the median
+// calls/s (the lower of the two middle ones for an even count).
+Measurement representative(std::vector<Measurement> runs) {
+  if (const auto bad = std::find_if(runs.begin(), runs.end(), failed); bad != runs.end()) {
+    return std::move(*bad);
+  }
+  std::sort(runs.begin(), runs.end(), [](const auto& left, const auto& right) {
+    return calls_per_second(left.load) < calls_per_second(right.load);
+  });
+  return std::move(runs[(runs.size() - 1) / 2]);
 }
 
 void print_result_lines(const std::vector<Measurement>& measurements) {
@@ -158,10 +188,11 @@ void print_result_lines(const std::vector<Measurement>& measurements) {
 }
 
 void write_json(const std::string& path, const std::vector<Measurement>& measurements,
-                const ServeSettings& serve, std::chrono::milliseconds duration) {
+                const ServeSettings& serve, std::chrono::milliseconds duration, int rounds) {
   std::ofstream out(path);
   out << "{\"seconds\": " << std::chrono::duration<double>(duration).count()
-      << ", \"server_threads\": " << serve.threads << ", \"results\": [";
+      << ", \"rounds\": " << rounds << ", \"server_threads\": " << serve.threads
+      << ", \"results\": [";
   for (std::size_t index = 0; index < measurements.size(); ++index) {
     const auto& m = measurements[index];
     out << (index ? ",\n  " : "\n  ") << "{\"system\": \"" << m.system << "\", \"scenario\": \""
@@ -183,6 +214,7 @@ void write_json(const std::string& path, const std::vector<Measurement>& measure
 int main(int argc, char** argv) {
   std::string system_list, scenario_list, serve_system, json_path, plot_path;
   double seconds = 5;
+  int rounds = 1;
   ServeSettings serve;
   bool no_pin = false;
   options::options_description description("msgframe-bench options");
@@ -192,6 +224,8 @@ int main(int argc, char** argv) {
       "scenarios, comma-separated: pingpong,pipelined,bulk,fanin,fanin-10k,udp-pingpong "
       "(default: all)")("seconds", options::value(&seconds)->default_value(seconds),
                         "measured time of each run")(
+      "rounds", options::value(&rounds)->default_value(rounds),
+      "runs of each scenario per system, the systems taking turns; the median run is reported")(
       "server-threads", options::value(&serve.threads)->default_value(serve.threads),
       "the server's I/O threads")("json", options::value(&json_path),
                                   "also write the full results to this file")(
@@ -211,6 +245,10 @@ int main(int argc, char** argv) {
   if (values.count("help")) {
     std::cout << description;
     return 0;
+  }
+  if (rounds < 1) {
+    std::cerr << "msgframe-bench: --rounds must be at least 1\n";
+    return 2;
   }
   const auto systems = split(system_list);
   const auto scenarios = split(scenario_list);
@@ -245,29 +283,48 @@ int main(int argc, char** argv) {
   const auto duration = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
   for (const auto& scenario : all_scenarios()) {
     if (!selected(scenarios, scenario.name)) continue;
+    std::vector<const System*> runnable;
     for (const auto& system : all_systems()) {
       if (!selected(systems, system.name)) continue;
-      std::cerr << "msgframe-bench: " << system.name << " " << scenario.name << "...\n";
       std::string cannot_run = system.cannot_run ? system.cannot_run(scenario) : "";
       if (cannot_run.empty() && scenario.connections + 64 > descriptor_limit) {
         cannot_run = "needs " + std::to_string(scenario.connections + 64) +
                      " descriptors, the hard limit is " + std::to_string(descriptor_limit) +
                      " (raise it with ulimit -Hn as root)";
       }
-      if (!cannot_run.empty()) {
-        Measurement skipped;
-        skipped.system = system.name;
-        skipped.scenario = scenario.name;
-        skipped.skipped = std::move(cannot_run);
-        measurements.push_back(std::move(skipped));
+      if (cannot_run.empty()) {
+        runnable.push_back(&system);
         continue;
       }
-      measurements.push_back(run_one(system, scenario, serve, duration, pin));
-      print_result_lines({measurements.back()});
+      Measurement skipped;
+      skipped.system = system.name;
+      skipped.scenario = scenario.name;
+      skipped.skipped = std::move(cannot_run);
+      measurements.push_back(std::move(skipped));
+    }
+    // Taking turns, the systems meet this machine's drift alike.
+    std::vector<std::vector<Measurement>> runs(runnable.size());
+    for (int round = 1; round <= rounds; ++round) {
+      for (std::size_t index = 0; index < runnable.size(); ++index) {
+        std::cerr << "msgframe-bench: " << runnable[index]->name << " " << scenario.name;
+        if (rounds > 1) std::cerr << " (round " << round << " of " << rounds << ")";
+        std::cerr << "...\n";
+        runs[index].push_back(run_one(*runnable[index], scenario, serve, duration, pin));
+        if (rounds == 1) {
+          print_result_lines({runs[index].back()});
+        } else {
+          std::cerr << "msgframe-bench:   " << calls_per_second(runs[index].back().load)
+                    << " calls/s, " << status_of(runs[index].back()) << '\n';
+        }
+      }
+    }
+    for (auto& system_runs : runs) {
+      measurements.push_back(representative(std::move(system_runs)));
+      if (rounds > 1) print_result_lines({measurements.back()});
     }
   }
   print_table(measurements);
-  if (!json_path.empty()) write_json(json_path, measurements, serve, duration);
+  if (!json_path.empty()) write_json(json_path, measurements, serve, duration, rounds);
   if (!plot_path.empty()) {
     std::vector<PlotPoint> points;
     for (const auto& m : measurements) {
@@ -276,8 +333,9 @@ int main(int argc, char** argv) {
             {m.system, m.scenario, calls_per_second(m.load), m.load.latency.percentile_us(0.5)});
       }
     }
-    const std::string title = "msgframe-bench: " + std::to_string(seconds).substr(0, 4) +
-                              " s per run, " + std::to_string(serve.threads) + " server thread(s)";
+    std::string title = "msgframe-bench: " + std::to_string(seconds).substr(0, 4) + " s per run, " +
+                        std::to_string(serve.threads) + " server thread(s)";
+    if (rounds > 1) title += ", median of " + std::to_string(rounds) + " rounds";
     if (const auto error = plot(points, title, plot_path); !error.empty()) {
       std::cerr << "msgframe-bench: --plot: " << error << '\n';
       return 1;
