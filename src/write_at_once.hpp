@@ -24,7 +24,9 @@ inline bool write_at_once(boost::asio::ip::tcp::socket& socket,
                           boost::system::error_code& error) {
   auto left = boost::asio::buffer_size(buffers);
   for (;;) {
-    const auto written = socket.write_some(buffers, error);
+    // One buffer goes by send(): sendmsg() would copy an iovec in, on every call of a sequence.
+    const auto written = buffers.size() == 1 ? socket.write_some(buffers.front(), error)
+                                             : socket.write_some(buffers, error);
     left -= written;
     if (left == 0) {
       buffers.clear();
