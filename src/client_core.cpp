@@ -111,6 +111,14 @@ void ClientCore::connect(std::string host, std::uint16_t port, ConnectHandler do
         boost::system::error_code ignored;
         self->socket_.close(ignored);
       });
+  // An address needs no lookup, nor the resolver's thread, which would make every socket call
+  // of a single-threaded program count references to the socket's file.
+  boost::system::error_code not_an_address;
+  const auto address = asio::ip::make_address(host, not_an_address);
+  if (!not_an_address) {
+    server_endpoints_.assign(1, tcp::endpoint(address, port));
+    return connect_to_endpoints(std::move(done));
+  }
   resolver_.async_resolve(
       host, std::to_string(port),
       [self = shared_from_this(), generation, done = std::move(done)](
@@ -122,20 +130,24 @@ void ClientCore::connect(std::string host, std::uint16_t port, ConnectHandler do
         }
         self->server_endpoints_.clear();
         for (const auto& result : results) self->server_endpoints_.push_back(result.endpoint());
-        const auto& first = self->server_endpoints_.front();
-        if (self->options_.transport != Transport::tcp && !self->tls_) {
-          if (const auto udp_error = self->open_udp({first.address(), first.port()})) {
-            self->connect_timer_.cancel();
-            return done(udp_error);
-          }
-        }
-        if (self->options_.transport == Transport::udp) {
-          self->connect_timer_.cancel();
-          self->set_transport(Transport::udp);
-          return done({});
-        }
-        self->connect_tcp(std::move(done));
+        self->connect_to_endpoints(std::move(done));
       });
+}
+
+void ClientCore::connect_to_endpoints(ConnectHandler done) {
+  const auto& first = server_endpoints_.front();
+  if (options_.transport != Transport::tcp && !tls_) {
+    if (const auto udp_error = open_udp({first.address(), first.port()})) {
+      connect_timer_.cancel();
+      return done(udp_error);
+    }
+  }
+  if (options_.transport == Transport::udp) {
+    connect_timer_.cancel();
+    set_transport(Transport::udp);
+    return done({});
+  }
+  connect_tcp(std::move(done));
 }
 
 void ClientCore::connect_tcp(ConnectHandler done) {

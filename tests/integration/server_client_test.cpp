@@ -18,6 +18,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 #include <condition_variable>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -644,6 +645,38 @@ BOOST_AUTO_TEST_CASE(a_thread_count_over_the_limit_is_refused_at_construction) {
   BOOST_CHECK_THROW(msgframe::Server{options}, std::invalid_argument);
   options.threads = msgframe::max_server_threads;
   BOOST_CHECK_NO_THROW(msgframe::Server{options});  // never started: no threads made
+}
+
+// An address is connected to as it is: no lookup, so no resolver thread joins the program (which
+// would make the kernel count references on every socket call of a single-threaded one). A host
+// name is looked up on the resolver's thread.
+BOOST_AUTO_TEST_CASE(an_address_needs_no_resolver_thread_and_a_host_name_does) {
+  TestServer server;
+  server.start();
+  const auto threads_now = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                         std::filesystem::directory_iterator{});
+  };
+  const auto connect_from_new_context = [&](const std::string& host) {
+    auto io = std::make_unique<asio::io_context>(1);
+    auto client = std::make_unique<Client>(io->get_executor());
+    const auto before = threads_now();
+    boost::system::error_code result = asio::error::would_block;
+    client->async_connect(host, server.port(), [&](boost::system::error_code error) {
+      result = error;
+      io->stop();
+    });
+    io->run_for(generous);
+    BOOST_TEST(!result, host << ": " << result.message());
+    const auto added = threads_now() - before;
+    client->close();
+    client.reset();
+    io.reset();
+    return added;
+  };
+  BOOST_TEST(connect_from_new_context("127.0.0.1") == 0);
+  BOOST_TEST(connect_from_new_context("::ffff:127.0.0.1") == 0);
+  BOOST_TEST(connect_from_new_context("localhost") == 1);
 }
 
 BOOST_AUTO_TEST_CASE(ipv6_loopback_and_host_names) {

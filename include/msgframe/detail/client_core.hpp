@@ -111,6 +111,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                   PendingCallPtr call);
   // Completes `call`: inline, unless a call is being started on the strand right now.
   void finish(PendingCallPtr call, boost::system::error_code error, const EnvelopeView* reply);
+  // Opens UDP (when the transport may use it) and connects TCP to server_endpoints_.
+  void connect_to_endpoints(ConnectHandler done);
   void connect_tcp(ConnectHandler done);
   void on_connect_failed(boost::system::error_code error, ConnectHandler done);
   // The TLS handshake on the connected socket (at once without TLS).
