@@ -67,6 +67,10 @@ ClientCore::ClientCore(const asio::any_io_executor& executor, const ClientOption
       socket_(strand_.executor()),
       decoder_(protocol_framing(options.max_frame_bytes)),
       encoder_(protocol_framing(options.max_frame_bytes)),
+      tls_(options.tls
+               ? std::make_unique<Tls>(Tls{
+                     make_client_tls_context(*options.tls), options.tls->server_name, nullptr, {}})
+               : nullptr),
       options_(options),
       udp_socket_(strand_.executor()),
       resolver_(strand_.executor()),
@@ -74,10 +78,6 @@ ClientCore::ClientCore(const asio::any_io_executor& executor, const ClientOption
       connect_timer_(strand_.executor()),
       reconnect_timer_(strand_.executor()),
       trim_timer_(strand_.executor()),
-      tls_(options.tls
-               ? std::make_unique<Tls>(Tls{
-                     make_client_tls_context(*options.tls), options.tls->server_name, nullptr, {}})
-               : nullptr),
       datagram_(options.max_datagram_bytes + 1),
       backoff_(options.reconnect_backoff_min) {}
 

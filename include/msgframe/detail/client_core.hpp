@@ -169,6 +169,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::atomic<std::uint64_t> next_call_id_{1};
   std::atomic<bool> tcp_connected_{false};
   std::atomic<bool> udp_ready_{false};
+  std::unique_ptr<Tls> tls_;       // null without TLS
+  bool trim_timer_armed_ = false;  // trim_timer_ is armed
   bool writes_at_once_ = false;    // the socket is non-blocking: flush() writes without waiting
   bool writing_ = false;           // an asynchronous write holds sending_
   bool flush_posted_ = false;      // a flush is on its way to the strand
@@ -209,9 +211,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer reconnect_timer_;
   boost::asio::steady_timer trim_timer_;  // armed only while a buffer is over the retained size
-  bool trim_timer_armed_ = false;
-  std::unique_ptr<Tls> tls_;         // null without TLS
-  std::vector<std::byte> datagram_;  // receive buffer, one byte over the limit
+  std::vector<std::byte> datagram_;       // receive buffer, one byte over the limit
   std::vector<boost::asio::ip::tcp::endpoint> server_endpoints_;
   // Large buffers of sent frames for take_frame_buffer(): at most max_pooled_frames, and in all
   // retained_buffer_bytes or a single buffer of any size (trimmed to that once traffic is quiet).
