@@ -54,8 +54,7 @@ Client::~Client() {
 }
 
 void Client::close() {
-  boost::asio::post(core_->executor(),
-                    [core = core_] { core->close(msgframe::error::connection_lost); });
+  core_->enter([](detail::ClientCore& core) { core.close(msgframe::error::connection_lost); });
 }
 
 void Client::expect_other_thread() const {

@@ -289,16 +289,9 @@ void ClientCore::set_transport(Transport transport) {
 void ClientCore::submit_call(std::uint64_t id, std::vector<std::byte> frame,
                              boost::system::error_code encode_error,
                              std::chrono::milliseconds timeout, PendingCallPtr call) {
-  if (on_strand()) {
-    const bool nested = starting_call_;
-    starting_call_ = true;
-    begin_call(id, std::move(frame), encode_error, timeout, std::move(call));
-    starting_call_ = nested;
-    return;
-  }
-  asio::post(strand_.executor(), [self = shared_from_this(), id, frame = std::move(frame),
-                                  encode_error, timeout, call = std::move(call)]() mutable {
-    self->begin_call(id, std::move(frame), encode_error, timeout, std::move(call));
+  enter([id, frame = std::move(frame), encode_error, timeout,
+         call = std::move(call)](ClientCore& core) mutable {
+    core.begin_call(id, std::move(frame), encode_error, timeout, std::move(call));
   });
 }
 
@@ -315,7 +308,7 @@ void ClientCore::begin_call(std::uint64_t id, std::vector<std::byte> frame,
 
 void ClientCore::finish(PendingCallPtr call, boost::system::error_code error,
                         const EnvelopeView* reply) {
-  call.release()->complete(error, reply, strand_.executor(), !starting_call_);
+  call.release()->complete(error, reply, strand_.executor(), !inside_entry_point_);
 }
 
 void ClientCore::start_call(std::uint64_t id, std::vector<std::byte> frame,

@@ -13,7 +13,9 @@
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 
 #include "load.hpp"
@@ -283,7 +285,11 @@ int main(int argc, char** argv) {
   const auto duration = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
   for (const auto& scenario : all_scenarios()) {
     if (!selected(scenarios, scenario.name)) continue;
+    // One row per selected system, in all_systems() order: filled now for a system skipped
+    // here, after the rounds for the others.
+    std::vector<Measurement> rows;
     std::vector<const System*> runnable;
+    std::vector<std::size_t> runnable_rows;
     for (const auto& system : all_systems()) {
       if (!selected(systems, system.name)) continue;
       std::string cannot_run = system.cannot_run ? system.cannot_run(scenario) : "";
@@ -294,13 +300,13 @@ int main(int argc, char** argv) {
       }
       if (cannot_run.empty()) {
         runnable.push_back(&system);
-        continue;
+        runnable_rows.push_back(rows.size());
       }
-      Measurement skipped;
-      skipped.system = system.name;
-      skipped.scenario = scenario.name;
-      skipped.skipped = std::move(cannot_run);
-      measurements.push_back(std::move(skipped));
+      Measurement row;
+      row.system = system.name;
+      row.scenario = scenario.name;
+      row.skipped = std::move(cannot_run);
+      rows.push_back(std::move(row));
     }
     // Taking turns, the systems meet this machine's drift alike.
     std::vector<std::vector<Measurement>> runs(runnable.size());
@@ -313,15 +319,18 @@ int main(int argc, char** argv) {
         if (rounds == 1) {
           print_result_lines({runs[index].back()});
         } else {
-          std::cerr << "msgframe-bench:   " << calls_per_second(runs[index].back().load)
-                    << " calls/s, " << status_of(runs[index].back()) << '\n';
+          std::cerr << "msgframe-bench:   " << std::fixed << std::setprecision(0)
+                    << calls_per_second(runs[index].back().load) << " calls/s, "
+                    << status_of(runs[index].back()) << '\n';
         }
       }
     }
-    for (auto& system_runs : runs) {
-      measurements.push_back(representative(std::move(system_runs)));
-      if (rounds > 1) print_result_lines({measurements.back()});
+    for (std::size_t index = 0; index < runnable.size(); ++index) {
+      auto& row = rows[runnable_rows[index]];
+      row = representative(std::move(runs[index]));
+      if (rounds > 1) print_result_lines({row});
     }
+    std::move(rows.begin(), rows.end(), std::back_inserter(measurements));
   }
   print_table(measurements);
   if (!json_path.empty()) write_json(json_path, measurements, serve, duration, rounds);

@@ -50,11 +50,14 @@ struct CallOptions {
   std::string* error_message = nullptr;
 };
 
-// Not for use in a forked child: its read buffer may be mapped in the parent only.
+// Thread-safe. Its handlers run one at a time on its strand: a strand of its own, or the
+// io_context's one thread (see ClientOptions::executor_is_single_threaded). Calls, sends, event
+// subscriptions and close() made on the strand take effect in the order they are made; from
+// other threads, in the order their posts reach it. Not for use in a forked child: its read
+// buffer may be mapped in the parent only.
 class Client {
  public:
-  // A client whose I/O runs on `executor`, e.g. an io_context the program runs (one thread only:
-  // say so in options.executor_is_single_threaded).
+  // A client whose I/O runs on `executor`, e.g. an io_context the program runs.
   explicit Client(boost::asio::any_io_executor executor, ClientOptions options = {});
   // A client with an I/O thread of its own, for programs without an io_context.
   explicit Client(ClientOptions options = {});
@@ -64,10 +67,11 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Resolves host and connects to the first address that answers (IPv4 or IPv6), within the
-  // connect timeout. Completion signature: void(boost::system::error_code). With
-  // Transport::udp nothing is sent: the UDP socket is bound to the server's first address. With
-  // Transport::automatic, a TCP connection that cannot be made falls back to UDP and succeeds.
+  // Connects to host (an address as it is, a name once resolved) at the first of its addresses
+  // that answers (IPv4 or IPv6), within the connect timeout. Completion signature:
+  // void(boost::system::error_code). With Transport::udp nothing is sent: the UDP socket is
+  // bound to the server's first address. With Transport::automatic, a TCP connection that
+  // cannot be made falls back to UDP and succeeds.
   template <class Token>
   auto async_connect(std::string host, std::uint16_t port, Token&& token);
 
@@ -109,7 +113,8 @@ class Client {
 
   // Blocking call: returns the reply or throws boost::system::system_error whose what() holds
   // the server's message. Must not be called from a thread that runs the client's executor
-  // (it would wait for itself): detected for the client's strand, a deadlock otherwise.
+  // (it would wait for itself): detected on the client's strand (with a single-threaded
+  // executor, anywhere on its thread); a deadlock otherwise.
   template <class Response, class Request>
   Response call(const Request& request, std::chrono::milliseconds timeout = {}) {
     boost::system::error_code error;
@@ -152,8 +157,8 @@ class Client {
         frame.size() - 4 > options_.max_datagram_bytes) {
       return error::frame_too_large;
     }
-    boost::asio::post(core_->executor(), [core = core_, frame = std::move(frame)]() mutable {
-      core->send_one_way(std::move(frame));
+    core_->enter([frame = std::move(frame)](detail::ClientCore& core) mutable {
+      core.send_one_way(std::move(frame));
     });
     return {};
   }
@@ -165,11 +170,11 @@ class Client {
       Event event;
       if (event.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) handler(event);
     };
-    boost::asio::post(core_->executor(),
-                      [core = core_, type = Event::default_instance().GetTypeName(),
-                       parse_and_handle = std::move(parse_and_handle)]() mutable {
-                        core->subscribe(std::move(type), std::move(parse_and_handle));
-                      });
+    core_->enter(
+        [type = Event::default_instance().GetTypeName(),
+         parse_and_handle = std::move(parse_and_handle)](detail::ClientCore& core) mutable {
+          core.subscribe(std::move(type), std::move(parse_and_handle));
+        });
   }
 
   // Connected over TCP, or able to call over UDP (Transport::udp, or automatic's fallback).
@@ -180,9 +185,11 @@ class Client {
 
   ClientStats stats() const noexcept { return core_->stats(); }
 
-  // Closes the connection; pending calls complete with error::connection_lost. Thread-safe.
+  // Closes the connection; pending calls complete with error::connection_lost (their
+  // completions are posted, never run inside close()). Thread-safe.
   void close();
 
+  // The client's strand: a strand of its own, or the single-threaded io_context's executor.
   boost::asio::any_io_executor get_executor() const { return core_->executor(); }
 
  private:
@@ -197,7 +204,7 @@ class Client {
   std::shared_ptr<detail::ClientCore> core_;
 };
 
-// Moves to the strand, then lets the core resolve and connect (see ClientCore::connect).
+// Moves to the strand, then lets the core connect (see ClientCore::connect).
 class Client::ConnectOperation {
  public:
   ConnectOperation(std::shared_ptr<detail::ClientCore> core, std::string host, std::uint16_t port)

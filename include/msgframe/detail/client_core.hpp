@@ -7,6 +7,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <deque>
@@ -77,10 +78,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return tcp_connected_ ? Transport::tcp : Transport::udp;
   }
   ClientStats stats() const noexcept;
-  // Starts a call on the strand: at once when called there, else posted. `frame` is the TCP
-  // frame (over UDP, the frame less its prefix is the datagram); `encode_error`, when set, is
-  // the call's result. Never completes the call itself (the strand may, on another thread,
-  // before this returns).
+  // Runs step(*this) on the strand, for each of the client's entry points: at once when called
+  // there, so that entry points called on the strand take effect in the order they were called;
+  // else posted. Completions it causes are posted, never run inside the caller.
+  template <class Step>
+  void enter(Step step);
+  // Starts a call by enter(). `frame` is the TCP frame (over UDP, the frame less its prefix is
+  // the datagram); `encode_error`, when set, is the call's result. Never completes the call
+  // itself (the strand may, on another thread, before this returns).
   void submit_call(std::uint64_t id, std::vector<std::byte> frame,
                    boost::system::error_code encode_error, std::chrono::milliseconds timeout,
                    PendingCallPtr call);
@@ -169,13 +174,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::atomic<std::uint64_t> next_call_id_{1};
   std::atomic<bool> tcp_connected_{false};
   std::atomic<bool> udp_ready_{false};
-  std::unique_ptr<Tls> tls_;       // null without TLS
-  bool trim_timer_armed_ = false;  // trim_timer_ is armed
-  bool writes_at_once_ = false;    // the socket is non-blocking: flush() writes without waiting
-  bool writing_ = false;           // an asynchronous write holds sending_
-  bool flush_posted_ = false;      // a flush is on its way to the strand
-  bool handling_replies_ = false;  // inside on_read's loop: flush once at its end
-  bool starting_call_ = false;     // inside submit_call on the strand: completions are posted
+  std::unique_ptr<Tls> tls_;         // null without TLS
+  bool trim_timer_armed_ = false;    // trim_timer_ is armed
+  bool writes_at_once_ = false;      // the socket is non-blocking: flush() writes without waiting
+  bool writing_ = false;             // an asynchronous write holds sending_
+  bool flush_posted_ = false;        // a flush is on its way to the strand
+  bool handling_replies_ = false;    // inside on_read's loop: flush once at its end
+  bool inside_entry_point_ = false;  // inside enter() on the strand: completions are posted
   bool last_queued_coalesces_ = false;  // small frames may be appended to queued_.back()
   bool waiting_readable_ = false;       // no read holds the read buffer
   bool trim_read_buffer_due_ = false;   // the next read's end frees the read buffer if empty
@@ -229,6 +234,22 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   std::map<std::string, std::function<void(std::span<const std::byte>)>, std::less<>> events_;
 };
+
+template <class Step>
+void ClientCore::enter(Step step) {
+  if (!on_strand()) {
+    boost::asio::post(strand_.executor(), [self = shared_from_this(),
+                                           step = std::move(step)]() mutable { step(*self); });
+    return;
+  }
+  struct Restore {
+    bool& flag;
+    bool was;
+    ~Restore() { flag = was; }
+  } restore{inside_entry_point_, inside_entry_point_};
+  inside_entry_point_ = true;
+  step(*this);
+}
 
 }  // namespace detail
 }  // namespace msgframe
