@@ -288,7 +288,10 @@ void Session::send_reply(std::uint64_t request_id, std::string_view type,
 
 // A large response within the request being dispatched is written from the read buffer, by a
 // gather write, instead of copied (not over TLS, whose stream wants one buffer). Small ones are
-// copied: a gather write of many small pieces costs the kernel more than their copy does.
+// copied: a gather write of many small pieces costs the kernel more than their copy does. So is
+// any from a read buffer that is a ring: the kernel read 1 MiB payloads from the ring's shared
+// mapping at a third of its speed from plain memory, slower than a copy out of it (see
+// docs/PERFORMANCE.md, bulk).
 void Session::send_serialized_reply(std::uint64_t request_id, std::string_view type,
                                     std::span<const std::byte> response) {
   if (request_id == 0 || closed_) return;
@@ -298,7 +301,7 @@ void Session::send_serialized_reply(std::uint64_t request_id, std::string_view t
       response.size() >= min_bytes_written_in_place &&
       std::less_equal<>()(request_begin, response.data()) &&
       std::less_equal<>()(response.data() + response.size(), request_begin + request_body_.size());
-  if (within_request && !tls_) return queue_from_read_buffer(reply);
+  if (within_request && !tls_ && !decoder_.buffer_is_ring()) return queue_from_read_buffer(reply);
   queue(reply);
   if (!dispatching_) flush_soon();
 }

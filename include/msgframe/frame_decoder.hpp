@@ -65,6 +65,8 @@ class FrameDecoder {
 
   // The bytes the buffer holds room for, used or not.
   std::size_t buffer_capacity() const noexcept { return capacity_; }
+  // Whether the buffer is a ring mapped twice (detail::MirroredBuffer) rather than plain memory.
+  bool buffer_is_ring() const noexcept { return static_cast<bool>(ring_); }
 
   // Forgets buffered bytes and any error; keeps the buffer's memory for reuse.
   void reset() noexcept;
