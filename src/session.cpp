@@ -290,7 +290,7 @@ void Session::send_reply(std::uint64_t request_id, std::string_view type,
 // gather write, instead of copied (not over TLS, whose stream wants one buffer). Small ones are
 // copied: a gather write of many small pieces costs the kernel more than their copy does. So is
 // any from a read buffer that is a ring: the kernel read 1 MiB payloads from the ring's shared
-// mapping at a third of its speed from plain memory, slower than a copy out of it (see
+// mapping at an eighth of its speed from plain memory, slower than a copy out of it (see
 // docs/PERFORMANCE.md, bulk).
 void Session::send_serialized_reply(std::uint64_t request_id, std::string_view type,
                                     std::span<const std::byte> response) {
