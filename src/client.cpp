@@ -54,7 +54,10 @@ Client::~Client() {
 }
 
 void Client::close() {
-  core_->enter([](detail::ClientCore& core) { core.close(msgframe::error::connection_lost); });
+  // Posted even on the strand, behind an async_connect() made before it (also posted), which it
+  // must end.
+  boost::asio::post(core_->executor(),
+                    [core = core_] { core->close(msgframe::error::connection_lost); });
 }
 
 void Client::expect_other_thread() const {

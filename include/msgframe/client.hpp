@@ -51,10 +51,11 @@ struct CallOptions {
 };
 
 // Thread-safe. Its handlers run one at a time on its strand: a strand of its own, or the
-// io_context's one thread (see ClientOptions::executor_is_single_threaded). Calls, sends, event
-// subscriptions and close() made on the strand take effect in the order they are made; from
-// other threads, in the order their posts reach it. Not for use in a forked child: its read
-// buffer may be mapped in the parent only.
+// io_context's one thread (see ClientOptions::executor_is_single_threaded). Calls and one-way
+// sends made on the strand go out in the order they are made; from other threads, in the order
+// their posts reach it. async_connect(), on_event() and close() are posted, even on the strand:
+// they take effect after the handler that makes them returns, in the order they were made. Not for
+// use in a forked child: its read buffer may be mapped in the parent only.
 class Client {
  public:
   // A client whose I/O runs on `executor`, e.g. an io_context the program runs.
@@ -170,11 +171,13 @@ class Client {
       Event event;
       if (event.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) handler(event);
     };
-    core_->enter(
-        [type = Event::default_instance().GetTypeName(),
-         parse_and_handle = std::move(parse_and_handle)](detail::ClientCore& core) mutable {
-          core.subscribe(std::move(type), std::move(parse_and_handle));
-        });
+    // Posted even on the strand: an event handler may subscribe again, and must not replace
+    // itself while it runs.
+    boost::asio::post(core_->executor(),
+                      [core = core_, type = Event::default_instance().GetTypeName(),
+                       parse_and_handle = std::move(parse_and_handle)]() mutable {
+                        core->subscribe(std::move(type), std::move(parse_and_handle));
+                      });
   }
 
   // Connected over TCP, or able to call over UDP (Transport::udp, or automatic's fallback).
@@ -185,8 +188,8 @@ class Client {
 
   ClientStats stats() const noexcept { return core_->stats(); }
 
-  // Closes the connection; pending calls complete with error::connection_lost (their
-  // completions are posted, never run inside close()). Thread-safe.
+  // Closes the connection, once the strand gets to it (posted); pending calls complete with
+  // error::connection_lost. Thread-safe.
   void close();
 
   // The client's strand: a strand of its own, or the single-threaded io_context's executor.

@@ -37,6 +37,7 @@
 #include "msgframe/v1/envelope.pb.h"
 #include "msgframe/v1/lifecycle.pb.h"
 #include "msgframe/v1/time.pb.h"
+#include "support/process_resources.hpp"
 #include "test_server.hpp"
 
 namespace {
@@ -771,17 +772,18 @@ BOOST_AUTO_TEST_CASE(a_peer_that_does_not_read_is_held_back_and_then_gets_every_
   }
 }
 
-BOOST_AUTO_TEST_CASE(echo_replies_written_from_the_read_buffer_survive_a_peer_that_reads_late) {
-  // The usual echo reply is written from the server's read buffer (copied out first where that
-  // buffer is a ring, as it is here on Linux: 192 KiB frames in 64 KiB reads): no read may reuse
-  // those bytes before that write is done. Every request's payload differs from the others' at
-  // every byte, so a reply overwritten by a later request would not match. Every fourth asks for
-  // uppercase and every seventh carries an unknown field: those replies are parsed and copied.
-  TestServer server(loopback_options(1));
+namespace {
+
+// Echo requests whose payloads differ from each other at every byte, 18 MiB in all (more than
+// sockets buffer), to a peer that reads their replies late: a reply overwritten by a later
+// request would not match. Every fourth asks for uppercase and every seventh carries an unknown
+// field: those replies are parsed and copied. Returns the largest ring the server's decoders had.
+std::size_t echo_to_a_late_reader(const msgframe::ServerOptions& options,
+                                  std::size_t payload_bytes) {
+  TestServer server(options);
   server.start();
-  constexpr std::size_t requests = 96;
-  constexpr std::size_t payload_bytes = 192 * 1024;  // 18 MiB in all: more than sockets buffer
-  const auto payload_of = [](std::size_t id) {
+  const std::size_t requests = 18 * 1024 * 1024 / payload_bytes;
+  const auto payload_of = [payload_bytes](std::size_t id) {
     std::string payload(payload_bytes, '\0');
     for (std::size_t index = 0; index < payload_bytes; ++index) {
       payload[index] = static_cast<char>('a' + (id * 7 + index) % 26);
@@ -801,10 +803,11 @@ BOOST_AUTO_TEST_CASE(echo_replies_written_from_the_read_buffer_survive_a_peer_th
   std::size_t written = peer.write_until_blocked(stream, std::chrono::milliseconds(500));
   BOOST_TEST_REQUIRE(written < stream.size(), "the server took all 18 MiB without being read");
   BOOST_TEST(server.server.stats().reads_paused >= 1u);
+  std::size_t largest_ring = msgframe::test::decoder_ring_bytes();
 
   // Read the replies to the requests sent whole, send more, and so on to the end.
   std::size_t answered = 0;
-  for (int round = 0; round < 1000 && answered < requests; ++round) {
+  for (int round = 0; round < 5000 && answered < requests; ++round) {
     const auto whole = static_cast<std::size_t>(
         std::upper_bound(frame_ends.begin(), frame_ends.end(), written) - frame_ends.begin());
     for (; answered < whole; ++answered) {
@@ -817,8 +820,28 @@ BOOST_AUTO_TEST_CASE(echo_replies_written_from_the_read_buffer_survive_a_peer_th
     }
     written += peer.write_until_blocked(std::string_view(stream).substr(written),
                                         std::chrono::milliseconds(500));
+    largest_ring = std::max(largest_ring, msgframe::test::decoder_ring_bytes());
   }
   BOOST_TEST(answered == requests);
+  return largest_ring;
+}
+
+}  // namespace
+
+// Large frames split across 64 KiB reads: the server's read buffer becomes a ring, and echo
+// replies are copied out of it (writing them from a ring cost the kernel more than the copy).
+BOOST_AUTO_TEST_CASE(echo_replies_from_a_ring_survive_a_peer_that_reads_late) {
+  BOOST_TEST(echo_to_a_late_reader(loopback_options(1), 192 * 1024) > 0u,
+             "the server's read buffer never became a ring");
+}
+
+// 20 KiB frames in 1 MiB reads leave partial frames too small for a ring: the read buffer stays
+// plain memory, the usual echo reply is written from it in place, and no read may reuse those
+// bytes before that write is done.
+BOOST_AUTO_TEST_CASE(echo_replies_written_in_place_survive_a_peer_that_reads_late) {
+  auto options = loopback_options(1);
+  options.read_bytes = 1024 * 1024;
+  BOOST_TEST(echo_to_a_late_reader(options, 20 * 1024) == 0u, "the read buffer became a ring");
 }
 
 BOOST_AUTO_TEST_CASE(slow_loris_connections_are_closed_at_the_frame_deadline) {

@@ -776,8 +776,9 @@ BOOST_AUTO_TEST_CASE(a_single_threaded_io_context_is_the_clients_strand) {
 }
 
 // On a single-threaded io_context every handler runs on the client's strand, not only the
-// client's own: one-way sends and calls made there reach the server in the order they were made,
-// and a call after close() fails at once with not_connected, never sent.
+// client's own: one-way sends and calls made there reach the server in the order they were made.
+// close() is posted, even there: a call made after it in the same handler still goes out first
+// and then fails with connection_lost, as it would from a handler on a strand of the client's.
 BOOST_AUTO_TEST_CASE(entry_points_on_the_strand_keep_their_order) {
   std::mutex arrived_mutex;
   std::vector<std::string> arrived;
@@ -816,10 +817,13 @@ BOOST_AUTO_TEST_CASE(entry_points_on_the_strand_keep_their_order) {
   });
   io.run_for(generous);
   BOOST_TEST(!last_call_error);
-  BOOST_TEST(after_close_error == msgframe::error::not_connected);
+  BOOST_TEST(after_close_error == msgframe::error::connection_lost);
   const std::lock_guard lock(arrived_mutex);
+  // "5 after close" went out too, and may or may not have been handled by now.
   const std::vector<std::string> in_order{"1 sent", "2 called", "3 sent", "4 called"};
-  BOOST_TEST(arrived == in_order, boost::test_tools::per_element());
+  BOOST_TEST_REQUIRE(arrived.size() >= in_order.size());
+  BOOST_TEST(std::vector(arrived.begin(), arrived.begin() + 4) == in_order,
+             boost::test_tools::per_element());
 }
 
 // Thousands of sessions open at once, each answered: file descriptors permitting (two per
@@ -871,9 +875,9 @@ BOOST_AUTO_TEST_CASE(thousands_of_concurrent_sessions) {
 BOOST_AUTO_TEST_CASE(completions_run_on_the_callers_executor) {
   TestServer server;
   server.start();
-  Client client;  // I/O on a thread of its own
+  asio::io_context caller;  // outlives the client, whose thread posts completions to it
+  Client client;            // I/O on a thread of its own
   BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
-  asio::io_context caller;
   int resumed_on_caller = 0;
   int correct = 0;
   constexpr int coroutines = 50;
@@ -906,6 +910,9 @@ BOOST_AUTO_TEST_CASE(completions_never_run_inside_async_call_and_keep_their_own_
   BOOST_TEST_REQUIRE(!server.start());
   msgframe::ClientOptions options;
   options.max_pending_calls = 1;
+  // Outlives the client, whose thread may still hold work on it (the handler bound to its strand
+  // has run, the client's dispatch to it not yet returned) when the test ends.
+  asio::io_context other;
   Client client(options);
   BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
   auto first = client.async_call<v1::EchoResponse>(echo_request("held"), asio::use_future);
@@ -933,7 +940,6 @@ BOOST_AUTO_TEST_CASE(completions_never_run_inside_async_call_and_keep_their_own_
   BOOST_TEST(refusal.on_client_strand);
   BOOST_TEST(refusal.error == msgframe::error::too_many_pending_calls);
 
-  asio::io_context other;
   const asio::strand<asio::any_io_executor> other_strand(other.get_executor());
   std::atomic<bool> ran_on_other_strand = false;
   held.release();

@@ -36,7 +36,7 @@ class PendingCall {
  public:
   // Completes the call with the RESPONSE or ERROR envelope `reply` (null: it failed locally) and
   // frees it, on the client's strand, whose executor is `client_executor`. `may_run_inline`: not
-  // inside the call's own initiating function.
+  // inside a call or send of the client's (ClientCore::enter).
   virtual void complete(boost::system::error_code error, const EnvelopeView* reply,
                         const boost::asio::any_io_executor& client_executor,
                         bool may_run_inline) = 0;
@@ -78,9 +78,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return tcp_connected_ ? Transport::tcp : Transport::udp;
   }
   ClientStats stats() const noexcept;
-  // Runs step(*this) on the strand, for each of the client's entry points: at once when called
-  // there, so that entry points called on the strand take effect in the order they were called;
-  // else posted. Completions it causes are posted, never run inside the caller.
+  // Runs step(*this) on the strand, for calls and one-way sends: at once when called there, so
+  // that those made on the strand go out in the order they were made; else posted. Completions
+  // it causes are posted, never run inside the caller.
   template <class Step>
   void enter(Step step);
   // Starts a call by enter(). `frame` is the TCP frame (over UDP, the frame less its prefix is
@@ -114,7 +114,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                   PendingCallPtr call);
   void start_call(std::uint64_t id, std::vector<std::byte> frame, Clock::time_point deadline,
                   PendingCallPtr call);
-  // Completes `call`: inline, unless a call is being started on the strand right now.
+  // Completes `call`: inline, unless inside enter() on the strand right now.
   void finish(PendingCallPtr call, boost::system::error_code error, const EnvelopeView* reply);
   // Opens UDP (when the transport may use it) and connects TCP to server_endpoints_.
   void connect_to_endpoints(ConnectHandler done);
