@@ -36,12 +36,13 @@ Client::Client(boost::asio::any_io_executor executor, ClientOptions options)
                                                  options.executor_is_single_threaded)) {}
 
 Client::Client(ClientOptions options)
-    : options_(options), own_context_(std::make_unique<boost::asio::io_context>(1)) {
+    : options_(options), own_context_(std::make_shared<boost::asio::io_context>(1)) {
   // Its one thread is the strand.
   core_ =
       std::make_shared<detail::ClientCore>(own_context_->get_executor(), validated(options), true);
   own_work_.emplace(own_context_->get_executor());
-  own_thread_ = std::thread([context = own_context_.get()] { context->run(); });
+  // The thread keeps the context alive, for a client destroyed on it (see ~Client).
+  own_thread_ = std::thread([context = own_context_] { context->run(); });
 }
 
 Client::~Client() {
@@ -49,7 +50,13 @@ Client::~Client() {
   if (own_context_) {
     // The thread ends once the close and the completions it causes have run.
     own_work_.reset();
-    own_thread_.join();
+    // On that thread itself, joining would throw (and terminate): the thread runs on, and frees
+    // the context once it has run out of work.
+    if (own_thread_.get_id() == std::this_thread::get_id()) {
+      own_thread_.detach();
+    } else {
+      own_thread_.join();
+    }
   }
 }
 

@@ -62,7 +62,10 @@ class Client {
   explicit Client(boost::asio::any_io_executor executor, ClientOptions options = {});
   // A client with an I/O thread of its own, for programs without an io_context.
   explicit Client(ClientOptions options = {});
-  // Closes the connection: pending calls complete with error::connection_lost.
+  // Closes the connection: pending calls complete with error::connection_lost. A client with
+  // its own I/O thread waits for that thread to finish them, unless it is destroyed on that very
+  // thread (in one of its completion handlers): the thread then finishes them and ends after the
+  // handler returns.
   ~Client();
 
   Client(const Client&) = delete;
@@ -201,7 +204,7 @@ class Client {
 
   ClientOptions options_;
   // Only for the client with its own I/O thread.
-  std::unique_ptr<boost::asio::io_context> own_context_;
+  std::shared_ptr<boost::asio::io_context> own_context_;  // shared with own_thread_
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> own_work_;
   std::thread own_thread_;
   std::shared_ptr<detail::ClientCore> core_;

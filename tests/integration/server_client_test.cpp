@@ -711,6 +711,42 @@ BOOST_AUTO_TEST_CASE(one_client_shared_by_several_threads) {
              thread_count * calls_per_thread);
 }
 
+// A client with its own I/O thread, destroyed in one of its completion handlers (so on that
+// thread), must not join the thread it runs on (std::terminate). The call it leaves in flight
+// still completes, on that thread, after the destructor has returned.
+BOOST_AUTO_TEST_CASE(a_client_destroyed_on_its_own_thread_finishes_its_calls) {
+  TestServer server;
+  server.start();
+  auto client = std::make_unique<Client>();
+  BOOST_TEST_REQUIRE(!client->connect("127.0.0.1", server.port()));
+  std::promise<std::string> first;
+  std::promise<boost::system::error_code> left_in_flight;
+  std::atomic<bool> destructor_returned{false};
+  std::atomic<bool> completed_after_destructor{false};
+  client->async_call<v1::EchoResponse>(
+      echo_request("first"), [&](boost::system::error_code error, v1::EchoResponse reply) {
+        first.set_value(error ? error.message() : reply.payload());
+        client->async_call<v1::EchoResponse>(
+            echo_request("second"), [&](boost::system::error_code error, v1::EchoResponse reply) {
+              completed_after_destructor = destructor_returned.load();
+              if (!error && reply.payload() != "second") error = msgframe::error::bad_payload;
+              left_in_flight.set_value(error);
+            });
+        client.reset();
+        destructor_returned = true;
+      });
+  auto first_reply = first.get_future();
+  BOOST_TEST_REQUIRE((first_reply.wait_for(generous) == std::future_status::ready));
+  BOOST_TEST(first_reply.get() == "first");
+  auto second_result = left_in_flight.get_future();
+  BOOST_TEST_REQUIRE((second_result.wait_for(generous) == std::future_status::ready));
+  const auto second_error = second_result.get();
+  // Closed before its reply could be read, or answered first: either way, never left hanging.
+  BOOST_TEST((second_error == msgframe::error::connection_lost || !second_error),
+             second_error.message());
+  BOOST_TEST(completed_after_destructor.load());
+}
+
 // A client told that its io_context runs on one thread uses it as its strand: calls started on
 // that thread (each from the last one's completion) and calls from four other threads at once
 // all get their own replies. The client with a thread of its own does the same; any other
