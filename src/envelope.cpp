@@ -200,7 +200,12 @@ bool read_fields(WireReader& input, EnvelopeView& out) {
 }  // namespace
 
 boost::system::error_code parse_envelope(std::span<const std::byte> body, EnvelopeView& out) {
-  out = EnvelopeView{};
+  // Field by field: assigning a fresh EnvelopeView builds (and zeroes) a whole v1::Error first.
+  out.id = 0;
+  out.kind = v1::KIND_UNSPECIFIED;
+  out.type = {};
+  out.payload = {};
+  out.error.reset();
   if (body.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
     return error::bad_envelope;
   }
@@ -272,13 +277,15 @@ boost::system::error_code append_frame(std::vector<std::byte>& out, const FrameE
   BOOST_ASSERT_MSG(with_serialized_payload || (envelope.payload == nullptr && !envelope.error),
                    "a frame head leaves out a serialized payload that ends the envelope");
   const std::size_t size = envelope_size(envelope);
-  const auto prefix = encoder.encode_prefix(size);
-  if (!prefix) return prefix.error();
-  out.insert(out.end(), prefix->bytes().begin(), prefix->bytes().end());
+  if (size > encoder.options().max_frame_bytes) return make_error_code(error::frame_too_large);
+  const std::size_t written =
+      size - (with_serialized_payload ? 0 : envelope.serialized_payload.size());
   const std::size_t start = out.size();
-  out.resize(start + size - (with_serialized_payload ? 0 : envelope.serialized_payload.size()));
+  out.resize(start + max_length_prefix_bytes + written);
+  const std::size_t prefix_bytes = encoder.write_prefix(size, out.data() + start);
   write_envelope(envelope, with_serialized_payload,
-                 reinterpret_cast<std::uint8_t*>(out.data() + start));
+                 reinterpret_cast<std::uint8_t*>(out.data() + start + prefix_bytes));
+  out.resize(start + prefix_bytes + written);
   return {};
 }
 

@@ -22,6 +22,11 @@ std::size_t write_varint(std::uint64_t value, unsigned char* out) noexcept {
 std::size_t write_length_prefix(LengthPrefix format, std::uint64_t length,
                                 unsigned char* out) noexcept {
   namespace endian = boost::endian;
+  // The protocol's own format first: no jump through the switch's table on the common path.
+  if (format == LengthPrefix::u32_be) [[likely]] {
+    endian::store_big_u32(out, static_cast<std::uint32_t>(length));
+    return 4;
+  }
   switch (format) {
     case LengthPrefix::u8:
       out[0] = static_cast<unsigned char>(length);
@@ -58,10 +63,13 @@ boost::system::result<FramePrefix> FrameEncoder::encode_prefix(
     std::size_t body_bytes) const noexcept {
   if (body_bytes > options_.max_frame_bytes) return make_error_code(error::frame_too_large);
   FramePrefix prefix;
-  prefix.size_ = static_cast<std::uint8_t>(
-      write_length_prefix(options_.length_prefix, body_bytes,
-                          reinterpret_cast<unsigned char*>(prefix.storage_.data())));
+  prefix.size_ = static_cast<std::uint8_t>(write_prefix(body_bytes, prefix.storage_.data()));
   return prefix;
+}
+
+std::size_t FrameEncoder::write_prefix(std::size_t body_bytes, std::byte* out) const noexcept {
+  return write_length_prefix(options_.length_prefix, body_bytes,
+                             reinterpret_cast<unsigned char*>(out));
 }
 
 boost::system::error_code FrameEncoder::append_frame(std::vector<std::byte>& out,

@@ -132,6 +132,40 @@ BOOST_AUTO_TEST_CASE(a_frame_round_trips_with_the_payload_as_a_view) {
   BOOST_TEST(parsed.payload() == "hello");
 }
 
+// The prefix is written in place, in the room of the longest one: in every format, frames
+// appended one after another (a short body, then one whose varint prefix takes two bytes) leave
+// no gap and decode in order.
+BOOST_AUTO_TEST_CASE(frames_appended_in_every_prefix_format_decode_in_order) {
+  v1::EchoRequest short_request;
+  short_request.set_payload("a");
+  v1::EchoRequest long_request;
+  long_request.set_payload(std::string(150, 'b'));
+  for (const auto format : msgframe::all_length_prefixes) {
+    BOOST_TEST_CONTEXT("format " << static_cast<int>(format)) {
+      const msgframe::FrameEncoder encoder({format, 255});
+      std::vector<std::byte> stream;
+      BOOST_TEST(!msgframe::append_envelope_frame(stream, encoder,
+                                                  {1, v1::KIND_REQUEST, "t", &short_request}));
+      BOOST_TEST(!msgframe::append_envelope_frame(stream, encoder,
+                                                  {2, v1::KIND_REQUEST, "t", &long_request}));
+      msgframe::FrameDecoder decoder({format, 255});
+      decoder.feed(stream);
+      for (const auto* expected : {&short_request, &long_request}) {
+        const auto body = decoder.next();
+        BOOST_TEST_REQUIRE(body.has_value());
+        EnvelopeView view;
+        BOOST_TEST_REQUIRE(!msgframe::parse_envelope(*body, view));
+        v1::EchoRequest parsed;
+        BOOST_TEST(
+            parsed.ParseFromArray(view.payload.data(), static_cast<int>(view.payload.size())));
+        BOOST_TEST(parsed.payload() == expected->payload());
+      }
+      BOOST_TEST(!decoder.next().has_value());
+      BOOST_TEST(decoder.pending_bytes() == 0u);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(an_envelope_over_the_max_frame_is_refused_whole) {
   v1::EchoRequest request;
   request.set_payload(std::string(200, 'x'));

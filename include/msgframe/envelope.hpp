@@ -21,7 +21,7 @@ namespace msgframe {
 
 // A received envelope. `type` and `payload` are views into the frame body and valid as long as
 // it is (for a FrameDecoder body: until the decoder's next prepare(), feed() or reset()).
-struct EnvelopeView {
+struct EnvelopeView {  // parse_envelope() resets it field by field: a new field goes there too
   std::uint64_t id = 0;
   int kind = v1::KIND_UNSPECIFIED;  // the raw value: a peer may send one outside the enum
   std::string_view type;
