@@ -59,3 +59,29 @@ BOOST_AUTO_TEST_CASE(an_earlier_deadline_after_later_ones_comes_out_first) {
   queue.clear();
   BOOST_TEST(queue.empty());
 }
+
+// Rising deadlines come out first in, first out while the ring wraps around, grows for a burst
+// and shrinks as the burst drains.
+BOOST_AUTO_TEST_CASE(rising_deadlines_come_out_in_order_through_wraps_bursts_and_drains) {
+  const DeadlineQueue::Clock::time_point start{};
+  DeadlineQueue queue;
+  std::uint64_t next_id = 1;
+  std::uint64_t expected_id = 1;
+  bool in_order = true;
+  const auto push = [&] {
+    queue.push(start + std::chrono::microseconds(next_id), next_id), ++next_id;
+  };
+  const auto pop = [&] {
+    in_order = in_order && queue.top().second == expected_id++;
+    queue.pop();
+  };
+  for (int call = 0; call < 10; ++call) push();
+  for (int call = 0; call < 10'000; ++call) push(), pop();  // ten in flight, the ring wrapping
+  for (int call = 0; call < 5'000; ++call) push();          // a burst
+  for (int call = 0; call < 4'990; ++call) pop();           // drained, shrinking
+  for (int call = 0; call < 1'000; ++call) push(), pop();
+  BOOST_TEST(queue.size() == 20u);  // ten, and ten of the burst
+  while (!queue.empty()) pop();
+  BOOST_TEST(in_order);
+  BOOST_TEST(expected_id == next_id);
+}

@@ -4,30 +4,15 @@
 #define BOOST_TEST_MODULE steady_state_allocation
 #include <atomic>
 #include <boost/test/unit_test.hpp>
-#include <cstdlib>
-#include <new>
 
 #include "msgframe/echo_service.hpp"
 #include "msgframe/envelope.hpp"
 #include "msgframe/frame_decoder.hpp"
 #include "msgframe/router.hpp"
 #include "msgframe/v1/echo.pb.h"
+#include "support/allocation_counter.hpp"
 
-namespace {
-std::atomic<std::size_t> allocations{0};
-}  // namespace
-
-// GCC sees the replaced operator new's malloc and, inlined into std::allocator, takes the free
-// below for a mismatch; they are the matching pair.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-void* operator new(std::size_t size) {
-  ++allocations;
-  if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
-  throw std::bad_alloc();
-}
-void operator delete(void* memory) noexcept { std::free(memory); }
-void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
+using msgframe::test::allocations;
 
 namespace {
 

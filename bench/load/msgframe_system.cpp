@@ -55,13 +55,16 @@ class Caller {
     deadline_ = deadline;
     outstanding_ = &outstanding;
     const auto now = Clock::now();
-    for (std::size_t chain = 0; chain < scenario_.in_flight_per_connection; ++chain) call(now);
+    responses_.resize(scenario_.in_flight_per_connection);
+    for (std::size_t chain = 0; chain < scenario_.in_flight_per_connection; ++chain) {
+      call(chain, now);
+    }
   }
 
  private:
   // `sent`: the time of the reply that starts this call (like the raw client, which reads the
   // clock once for a batch of replies and the calls they start).
-  void call(Clock::time_point sent) {
+  void call(std::size_t chain, Clock::time_point sent) {
     const std::uint64_t sequence = next_sequence_++;
     // One request reused for every call: async_call serializes it before returning, and the
     // raw client, too, writes each payload into a buffer it keeps.
@@ -69,9 +72,12 @@ class Caller {
     payload.resize(scenario_.payload_bytes);
     write_payload(payload.data(), payload.size(), sequence);
     ++*outstanding_;
-    client_.async_call<msgframe::v1::EchoResponse>(
-        request_, [this, sequence, sent](boost::system::error_code error,
-                                         msgframe::v1::EchoResponse response) {
+    // Each chain's reply goes into a message of its own, reused: as an expert would write it,
+    // and as raw's client reads replies into a buffer it keeps.
+    auto& response = responses_[chain];
+    client_.async_call_into(
+        request_, response,
+        [this, chain, sequence, sent, &response](boost::system::error_code error) {
           --*outstanding_;
           const auto now = Clock::now();
           if (error) {
@@ -87,7 +93,7 @@ class Caller {
             result_.payload_bytes += echoed.size();
             result_.latency.record(now - sent);
           }
-          if (now < deadline_ && result_.failure.empty()) return call(now);
+          if (now < deadline_ && result_.failure.empty()) return call(chain, now);
           finish_if_idle();
         });
   }
@@ -99,6 +105,7 @@ class Caller {
   asio::io_context& io_;
   msgframe::Client client_;
   msgframe::v1::EchoRequest request_;
+  std::vector<msgframe::v1::EchoResponse> responses_;  // one per chain
   const Scenario& scenario_;
   LoadResult& result_;
   Clock::time_point deadline_;

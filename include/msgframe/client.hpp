@@ -94,25 +94,29 @@ class Client {
   // any order.
   template <class Response, class Request, class Token>
   auto async_call(const Request& request, CallOptions options, Token&& token) {
-    const std::uint64_t id = core_->next_call_id();
-    std::vector<std::byte> frame = core_->take_frame_buffer();
-    const std::string& type = detail::type_name_of<Request>();
-    const auto encoded = append_envelope_frame(frame, core_->encoder(),
-                                               {id, v1::KIND_REQUEST, type, &request, nullptr});
-    const auto timeout = options.timeout.count() > 0 ? options.timeout : options_.call_timeout;
-    return boost::asio::async_initiate<Token, void(boost::system::error_code, Response)>(
-        [core = core_, id, frame = std::move(frame), encoded, timeout,
-         error_message = options.error_message](auto handler) mutable {
-          using Call = detail::TypedCall<Response, decltype(handler)>;
-          core->submit_call(id, std::move(frame), encoded, timeout,
-                            Call::make(std::move(handler), error_message));
-        },
-        token);
+    return initiate_call(request, detail::ReplyByValue<Response>{}, options,
+                         std::forward<Token>(token));
   }
 
   template <class Response, class Request, class Token>
   auto async_call(const Request& request, Token&& token) {
     return async_call<Response>(request, CallOptions{}, std::forward<Token>(token));
+  }
+
+  // As async_call, but parses the reply into `response`, which must outlive the call and not be
+  // touched until it completes: a message reused call after call keeps the memory of its fields,
+  // so that a reply allocates nothing. Completion signature: void(boost::system::error_code).
+  // After an error, what `response` holds is unspecified.
+  template <class Request, class Response, class Token>
+  auto async_call_into(const Request& request, Response& response, CallOptions options,
+                       Token&& token) {
+    return initiate_call(request, detail::ReplyInto<Response>{&response}, options,
+                         std::forward<Token>(token));
+  }
+
+  template <class Request, class Response, class Token>
+  auto async_call_into(const Request& request, Response& response, Token&& token) {
+    return async_call_into(request, response, CallOptions{}, std::forward<Token>(token));
   }
 
   // Blocking call: returns the reply or throws boost::system::system_error whose what() holds
@@ -200,6 +204,26 @@ class Client {
 
  private:
   class ConnectOperation;
+
+  template <class Request, class Reply, class Token>
+  auto initiate_call(const Request& request, Reply reply, const CallOptions& options,
+                     Token&& token) {
+    const std::uint64_t id = core_->next_call_id();
+    std::vector<std::byte> frame = core_->take_frame_buffer();
+    const std::string& type = detail::type_name_of<Request>();
+    const auto encoded = append_envelope_frame(frame, core_->encoder(),
+                                               {id, v1::KIND_REQUEST, type, &request, nullptr});
+    const auto timeout = options.timeout.count() > 0 ? options.timeout : options_.call_timeout;
+    return boost::asio::async_initiate<Token, typename Reply::Signature>(
+        [core = core_, id, frame = std::move(frame), encoded, timeout, reply,
+         error_message = options.error_message](auto handler) mutable {
+          using Call = detail::TypedCall<Reply, decltype(handler)>;
+          core->submit_call(id, std::move(frame), encoded, timeout,
+                            Call::make(std::move(handler), reply, error_message));
+        },
+        token);
+  }
+
   void expect_other_thread() const;
 
   ClientOptions options_;

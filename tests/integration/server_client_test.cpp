@@ -143,6 +143,57 @@ BOOST_AUTO_TEST_CASE(every_completion_token) {
   BOOST_TEST(future.get().payload() == "future");
 }
 
+// async_call_into parses each reply into the caller's message: a shorter reply after a longer
+// one leaves nothing of the first, a coroutine awaits it like any call, and a server error or a
+// reply of another type comes back as its error code.
+BOOST_AUTO_TEST_CASE(replies_parsed_into_the_callers_message) {
+  TestServer server;
+  server.start();
+  asio::io_context io;
+  Client client(io.get_executor());
+  v1::EchoResponse reused;
+  std::vector<std::string> replies;
+  std::string awaited;
+  boost::system::error_code unknown_type, wrong_type;
+  int chains_done = 0;
+  const auto chain_done = [&] {
+    if (++chains_done == 2) client.close();
+  };
+  client.async_connect("127.0.0.1", server.port(), [&](boost::system::error_code error) {
+    BOOST_TEST_REQUIRE(!error);
+    client.async_call_into(
+        echo_request(std::string(100, 'x')), reused, [&](boost::system::error_code error) {
+          BOOST_TEST(!error);
+          replies.push_back(reused.payload());
+          client.async_call_into(echo_request("short", true), reused, [&](auto error) {
+            BOOST_TEST(!error);
+            replies.push_back(reused.payload());
+            chain_done();
+          });
+        });
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          v1::EchoResponse message;
+          co_await client.async_call_into(echo_request("awaited"), message, asio::use_awaitable);
+          awaited = message.payload();
+          v1::TimeResponse time;
+          std::tie(unknown_type) = co_await client.async_call_into(
+              v1::ShuttingDown{}, time, asio::as_tuple(asio::use_awaitable));
+          std::tie(wrong_type) = co_await client.async_call_into(
+              echo_request("not a time"), time, asio::as_tuple(asio::use_awaitable));
+          chain_done();
+        },
+        asio::detached);
+  });
+  io.run_for(generous);
+  BOOST_TEST(replies == (std::vector<std::string>{std::string(100, 'x'), "SHORT"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(awaited == "awaited");
+  BOOST_TEST(unknown_type == msgframe::error::unknown_type);
+  BOOST_TEST(wrong_type == msgframe::error::unexpected_response_type);
+}
+
 BOOST_AUTO_TEST_CASE(ten_thousand_calls_in_flight_on_one_connection) {
   TestServer server;
   server.start();

@@ -61,12 +61,28 @@ auto executor_of(const Work& work) {
   }
 }
 
+// Where a call's reply goes: into a new Response handed to the completion handler, or into the
+// caller's own message, reused call after call.
+template <class Message>
+struct ReplyByValue {
+  using Response = Message;
+  using Signature = void(boost::system::error_code, Response);
+  static constexpr bool into_target = false;
+};
+template <class Message>
+struct ReplyInto {
+  using Response = Message;
+  using Signature = void(boost::system::error_code);
+  static constexpr bool into_target = true;
+  Response* target;
+};
+
 // Lives from the call's start to its completion, in memory from the handler's allocator (by
 // default Asio's per-thread recycling cache: no malloc per call). A handler without an executor
 // of its own (or bound to the system executor, which runs anything anywhere) runs on the client's
 // strand, where replies are read: then it is called directly, and nothing is copied for it. Any
 // other executor (a coroutine's, say) is kept busy until the handler is dispatched to it.
-template <class Response, class Handler>
+template <class Reply, class Handler>
 class TypedCall final : public PendingCall {
   using Executor = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
   using Allocator = typename std::allocator_traits<boost::asio::associated_allocator_t<
@@ -78,11 +94,11 @@ class TypedCall final : public PendingCall {
                                   decltype(track_work(std::declval<const Executor&>()))>;
 
  public:
-  static PendingCallPtr make(Handler handler, std::string* error_message) {
+  static PendingCallPtr make(Handler handler, Reply reply, std::string* error_message) {
     Allocator allocator = allocator_of(handler);
     TypedCall* call = std::allocator_traits<Allocator>::allocate(allocator, 1);
     try {
-      std::allocator_traits<Allocator>::construct(allocator, call, std::move(handler),
+      std::allocator_traits<Allocator>::construct(allocator, call, std::move(handler), reply,
                                                   error_message);
     } catch (...) {
       std::allocator_traits<Allocator>::deallocate(allocator, call, 1);
@@ -91,20 +107,39 @@ class TypedCall final : public PendingCall {
     return PendingCallPtr(call);
   }
 
-  TypedCall(Handler handler, std::string* error_message)
-      : handler_(std::move(handler)), work_(work_for(handler_)), error_message_(error_message) {}
+  TypedCall(Handler handler, Reply reply, std::string* error_message)
+      : handler_(std::move(handler)),
+        work_(work_for(handler_)),
+        reply_(reply),
+        error_message_(error_message) {}
 
   void complete(boost::system::error_code error, const EnvelopeView* reply,
                 const boost::asio::any_io_executor& client_executor, bool may_run_inline) override {
-    Response response;
-    if (!error && reply != nullptr) error = read_reply(*reply, response, error_message_);
-    // Freed before the handler runs: the handler may start the next call in this memory.
+    if constexpr (Reply::into_target) {
+      if (!error && reply != nullptr) error = read_reply(*reply, *reply_.target, error_message_);
+      deliver(client_executor, may_run_inline, error);
+    } else {
+      typename Reply::Response response;
+      if (!error && reply != nullptr) error = read_reply(*reply, response, error_message_);
+      deliver(client_executor, may_run_inline, error, std::move(response));
+    }
+  }
+
+  void destroy() noexcept override { free(allocator_of(handler_)); }
+
+ private:
+  // Frees the call, then runs the handler with `results`: the handler may start the next call in
+  // this very memory.
+  template <class... Results>
+  void deliver(const boost::asio::any_io_executor& client_executor, bool may_run_inline,
+               Results&&... results) {
     Allocator allocator = allocator_of(handler_);
     auto handler = std::move(handler_);
     auto work = std::move(work_);
     free(allocator);
-    auto invoke = [handler = std::move(handler), error, response = std::move(response)]() mutable {
-      std::move(handler)(error, std::move(response));
+    auto invoke = [handler = std::move(handler),
+                   ... results = std::forward<Results>(results)]() mutable {
+      std::move(handler)(std::move(results)...);
     };
     if constexpr (runs_on_client_strand) {
       if (may_run_inline) return invoke();
@@ -119,9 +154,6 @@ class TypedCall final : public PendingCall {
     }
   }
 
-  void destroy() noexcept override { free(allocator_of(handler_)); }
-
- private:
   static Allocator allocator_of(const Handler& handler) {
     return Allocator(
         boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>()));
@@ -142,6 +174,7 @@ class TypedCall final : public PendingCall {
 
   Handler handler_;
   Work work_;
+  [[no_unique_address]] Reply reply_;
   std::string* error_message_;
 };
 

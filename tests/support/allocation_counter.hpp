@@ -1,0 +1,23 @@
+// Counts the test program's every allocation, by replacing the global operator new. Include it in
+// one source file of a test executable only.
+#pragma once
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+namespace msgframe::test {
+inline std::atomic<std::size_t> allocations{0};
+}  // namespace msgframe::test
+
+// GCC sees the replaced operator new's malloc and, inlined into std::allocator, takes the free
+// below for a mismatch; they are the matching pair.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+void* operator new(std::size_t size) {
+  ++msgframe::test::allocations;
+  if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
+  throw std::bad_alloc();
+}
+void operator delete(void* memory) noexcept { std::free(memory); }
+void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
