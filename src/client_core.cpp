@@ -306,7 +306,7 @@ void ClientCore::begin_call(std::uint64_t id, std::vector<std::byte> frame,
   start_call(id, std::move(frame), now + timeout, std::move(call));
 }
 
-void ClientCore::finish(PendingCallPtr call, boost::system::error_code error,
+void ClientCore::finish(PendingCallPtr call, const boost::system::error_code& error,
                         const EnvelopeView* reply) {
   call.release()->complete(error, reply, strand_.executor(), !inside_entry_point_);
 }
@@ -544,10 +544,10 @@ void ClientCore::on_envelope(const EnvelopeView& envelope) {
     return;
   }
   // A reply whose id is not pending (late, duplicated, or never asked for) is dropped here.
-  complete(envelope.id, {}, &envelope);
+  complete(envelope.id, no_error, &envelope);
 }
 
-void ClientCore::complete(std::uint64_t id, boost::system::error_code error,
+void ClientCore::complete(std::uint64_t id, const boost::system::error_code& error,
                           const EnvelopeView* reply) {
   auto* found = pending_.find(id);
   if (found == nullptr) return;

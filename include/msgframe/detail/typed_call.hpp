@@ -12,6 +12,7 @@
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/system_executor.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -27,9 +28,10 @@ const std::string& type_name_of() {
   return name;
 }
 
+// Parses `reply` into `response`; the failure, if it is not a response of that type.
 template <class Response>
-boost::system::error_code read_reply(const EnvelopeView& reply, Response& response,
-                                     std::string* error_message) {
+std::optional<msgframe::error> read_reply(const EnvelopeView& reply, Response& response,
+                                          std::string* error_message) {
   if (reply.kind == v1::KIND_ERROR) {
     const int code = reply.error ? reply.error->code() : 0;
     if (error_message != nullptr && reply.error) *error_message = reply.error->message();
@@ -39,7 +41,7 @@ boost::system::error_code read_reply(const EnvelopeView& reply, Response& respon
   if (!response.ParseFromArray(reply.payload.data(), static_cast<int>(reply.payload.size()))) {
     return error::bad_payload;
   }
-  return {};
+  return std::nullopt;
 }
 
 // Keeps `executor` busy (its io_context's run() from returning) while the copy lives.
@@ -113,14 +115,20 @@ class TypedCall final : public PendingCall {
         reply_(reply),
         error_message_(error_message) {}
 
-  void complete(boost::system::error_code error, const EnvelopeView* reply,
+  // A reply that parses hands on `error` itself (no_error), never a copy of it (see no_error).
+  void complete(const boost::system::error_code& error, const EnvelopeView* reply,
                 const boost::asio::any_io_executor& client_executor, bool may_run_inline) override {
     if constexpr (Reply::into_target) {
-      if (!error && reply != nullptr) error = read_reply(*reply, *reply_.target, error_message_);
+      const auto failure = parse(error, reply, *reply_.target);
+      if (failure) return deliver(client_executor, may_run_inline, make_error_code(*failure));
       deliver(client_executor, may_run_inline, error);
     } else {
       typename Reply::Response response;
-      if (!error && reply != nullptr) error = read_reply(*reply, response, error_message_);
+      const auto failure = parse(error, reply, response);
+      if (failure) {
+        return deliver(client_executor, may_run_inline, make_error_code(*failure),
+                       std::move(response));
+      }
       deliver(client_executor, may_run_inline, error, std::move(response));
     }
   }
@@ -128,6 +136,13 @@ class TypedCall final : public PendingCall {
   void destroy() noexcept override { free(allocator_of(handler_)); }
 
  private:
+  std::optional<msgframe::error> parse(const boost::system::error_code& error,
+                                       const EnvelopeView* reply,
+                                       typename Reply::Response& response) const {
+    if (error || reply == nullptr) return std::nullopt;
+    return read_reply(*reply, response, error_message_);
+  }
+
   // Frees the call, then runs the handler with `results`: the handler may start the next call in
   // this very memory.
   template <class... Results>
@@ -137,12 +152,15 @@ class TypedCall final : public PendingCall {
     auto handler = std::move(handler_);
     auto work = std::move(work_);
     free(allocator);
+    if constexpr (runs_on_client_strand) {
+      // Straight to the handler: nothing is copied for a closure.
+      if (may_run_inline) return std::move(handler)(std::forward<Results>(results)...);
+    }
     auto invoke = [handler = std::move(handler),
                    ... results = std::forward<Results>(results)]() mutable {
       std::move(handler)(std::move(results)...);
     };
     if constexpr (runs_on_client_strand) {
-      if (may_run_inline) return invoke();
       boost::asio::post(client_executor, std::move(invoke));
     } else {
       const auto executor = executor_of(work);
