@@ -1,7 +1,13 @@
 // The non-template part of msgframe::Client: construction, its own I/O thread, blocking connect.
 #include "msgframe/client.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <iterator>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 namespace msgframe {
 
@@ -28,15 +34,65 @@ const ClientOptions& validated(const ClientOptions& options) {
   return options;
 }
 
+// The I/O threads of clients destroyed on them (in one of their own completion handlers). Each
+// ends once its last completions have run; the next client made or destroyed elsewhere joins it,
+// and so does the exit of the program, so that none is still running while statics are destroyed.
+class ThreadReaper {
+ public:
+  static void adopt(std::thread thread) {
+    auto& reaper = instance();  // made on first use: destroyed before the statics made before it
+    const std::lock_guard lock(reaper.mutex_);
+    reaper.threads_.push_back(std::move(thread));
+    used_ = true;
+  }
+
+  static void join_finished_elsewhere() {
+    if (used_) instance().join_all_but_this_one();
+  }
+
+  ThreadReaper(const ThreadReaper&) = delete;
+  ThreadReaper& operator=(const ThreadReaper&) = delete;
+  ~ThreadReaper() { join_all_but_this_one(); }
+
+ private:
+  ThreadReaper() = default;
+
+  static ThreadReaper& instance() {
+    static ThreadReaper reaper;
+    return reaper;
+  }
+
+  // A thread cannot join itself: one of these threads making a client keeps its own entry.
+  void join_all_but_this_one() {
+    std::vector<std::thread> joining;
+    {
+      const std::lock_guard lock(mutex_);
+      const auto mine = std::partition(threads_.begin(), threads_.end(), [](const auto& thread) {
+        return thread.get_id() == std::this_thread::get_id();
+      });
+      joining.assign(std::make_move_iterator(mine), std::make_move_iterator(threads_.end()));
+      threads_.erase(mine, threads_.end());
+    }
+    for (auto& thread : joining) thread.join();
+  }
+
+  static inline std::atomic<bool> used_{false};
+  std::mutex mutex_;
+  std::vector<std::thread> threads_;
+};
+
 }  // namespace
 
 Client::Client(boost::asio::any_io_executor executor, ClientOptions options)
     : options_(options),
       core_(std::make_shared<detail::ClientCore>(executor, validated(options),
-                                                 options.executor_is_single_threaded)) {}
+                                                 options.executor_is_single_threaded)) {
+  ThreadReaper::join_finished_elsewhere();
+}
 
 Client::Client(ClientOptions options)
     : options_(options), own_context_(std::make_shared<boost::asio::io_context>(1)) {
+  ThreadReaper::join_finished_elsewhere();
   // Its one thread is the strand.
   core_ =
       std::make_shared<detail::ClientCore>(own_context_->get_executor(), validated(options), true);
@@ -46,16 +102,23 @@ Client::Client(ClientOptions options)
 }
 
 Client::~Client() {
-  close();
+  // In one of the client's own completion handlers, close at once: replies read with the one
+  // being handled must not complete (into messages their owner may be destroying) after this
+  // returns. The completions it causes are posted, never run inside the destructor.
+  if (core_->on_strand()) {
+    core_->enter([](detail::ClientCore& core) { core.close(msgframe::error::connection_lost); });
+  }
+  close();  // also posted: behind an async_connect() posted before it, which it must end
   if (own_context_) {
     // The thread ends once the close and the completions it causes have run.
     own_work_.reset();
-    // On that thread itself, joining would throw (and terminate): the thread runs on, and frees
-    // the context once it has run out of work.
+    // On that thread itself, joining would throw (and terminate): the thread runs on, frees the
+    // context once it has run out of work, and is joined later.
     if (own_thread_.get_id() == std::this_thread::get_id()) {
-      own_thread_.detach();
+      ThreadReaper::adopt(std::move(own_thread_));
     } else {
       own_thread_.join();
+      ThreadReaper::join_finished_elsewhere();
     }
   }
 }

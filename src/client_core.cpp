@@ -491,11 +491,15 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
   // loop, not one write for the first and another for the rest.
   handling_replies_ = true;
   replies_read_at_ = Clock::now();
-  while (const auto body = decoder_.next()) {
+  // A client destroyed in a completion closes at once: the rest of the read is left unread.
+  while (tcp_connected_) {
+    const auto body = decoder_.next();
+    if (!body) break;
     EnvelopeView envelope;
     if (!parse_envelope(*body, envelope)) on_envelope(envelope);  // else: nothing to match it to
   }
   handling_replies_ = false;
+  if (!tcp_connected_) return;
   if (decoder_.error()) return lose_tcp(decoder_.error());
   if (trim_read_buffer_due_) {
     trim_read_buffer_due_ = false;

@@ -200,7 +200,8 @@ bool read_fields(WireReader& input, EnvelopeView& out) {
 }  // namespace
 
 boost::system::error_code parse_envelope(std::span<const std::byte> body, EnvelopeView& out) {
-  // Field by field: assigning a fresh EnvelopeView builds (and zeroes) a whole v1::Error first.
+  // Field by field: assigning a fresh EnvelopeView zeroes a temporary first, as large as the
+  // v1::Error its optional has room for (a `rep stos` of 88 bytes on every frame).
   out.id = 0;
   out.kind = v1::KIND_UNSPECIFIED;
   out.type = {};
@@ -282,7 +283,9 @@ boost::system::error_code append_frame(std::vector<std::byte>& out, const FrameE
       size - (with_serialized_payload ? 0 : envelope.serialized_payload.size());
   const std::size_t start = out.size();
   out.resize(start + max_length_prefix_bytes + written);
-  const std::size_t prefix_bytes = encoder.write_prefix(size, out.data() + start);
+  const std::size_t prefix_bytes = encoder.write_prefix(
+      size,
+      std::span<std::byte, max_length_prefix_bytes>(out.data() + start, max_length_prefix_bytes));
   write_envelope(envelope, with_serialized_payload,
                  reinterpret_cast<std::uint8_t*>(out.data() + start + prefix_bytes));
   out.resize(start + prefix_bytes + written);

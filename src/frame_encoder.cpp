@@ -1,6 +1,7 @@
 // Writes length prefixes in every LengthPrefix format.
 #include "msgframe/frame_encoder.hpp"
 
+#include <boost/assert.hpp>
 #include <boost/endian/conversion.hpp>
 
 #include "msgframe/error.hpp"
@@ -63,13 +64,15 @@ boost::system::result<FramePrefix> FrameEncoder::encode_prefix(
     std::size_t body_bytes) const noexcept {
   if (body_bytes > options_.max_frame_bytes) return make_error_code(error::frame_too_large);
   FramePrefix prefix;
-  prefix.size_ = static_cast<std::uint8_t>(write_prefix(body_bytes, prefix.storage_.data()));
+  prefix.size_ = static_cast<std::uint8_t>(write_prefix(body_bytes, prefix.storage_));
   return prefix;
 }
 
-std::size_t FrameEncoder::write_prefix(std::size_t body_bytes, std::byte* out) const noexcept {
+std::size_t FrameEncoder::write_prefix(
+    std::size_t body_bytes, std::span<std::byte, max_length_prefix_bytes> out) const noexcept {
+  BOOST_ASSERT_MSG(body_bytes <= options_.max_frame_bytes, "a body over the max frame");
   return write_length_prefix(options_.length_prefix, body_bytes,
-                             reinterpret_cast<unsigned char*>(out));
+                             reinterpret_cast<unsigned char*>(out.data()));
 }
 
 boost::system::error_code FrameEncoder::append_frame(std::vector<std::byte>& out,

@@ -61,27 +61,38 @@ BOOST_AUTO_TEST_CASE(an_earlier_deadline_after_later_ones_comes_out_first) {
 }
 
 // Rising deadlines come out first in, first out while the ring wraps around, grows for a burst
-// and shrinks as the burst drains.
+// (its entries wrapped: the head is off zero) and shrinks as the burst drains.
 BOOST_AUTO_TEST_CASE(rising_deadlines_come_out_in_order_through_wraps_bursts_and_drains) {
   const DeadlineQueue::Clock::time_point start{};
   DeadlineQueue queue;
   std::uint64_t next_id = 1;
   std::uint64_t expected_id = 1;
   bool in_order = true;
-  const auto push = [&] {
-    queue.push(start + std::chrono::microseconds(next_id), next_id), ++next_id;
+  const auto push = [&](int count) {
+    for (int entry = 0; entry < count; ++entry, ++next_id) {
+      queue.push(start + std::chrono::microseconds(next_id), next_id);
+    }
   };
-  const auto pop = [&] {
-    in_order = in_order && queue.top().second == expected_id++;
-    queue.pop();
+  const auto pop = [&](int count) {
+    for (int entry = 0; entry < count; ++entry) {
+      in_order = in_order && queue.top().second == expected_id++;
+      queue.pop();
+    }
   };
-  for (int call = 0; call < 10; ++call) push();
-  for (int call = 0; call < 10'000; ++call) push(), pop();  // ten in flight, the ring wrapping
-  for (int call = 0; call < 5'000; ++call) push();          // a burst
-  for (int call = 0; call < 4'990; ++call) pop();           // drained, shrinking
-  for (int call = 0; call < 1'000; ++call) push(), pop();
+  const auto push_and_pop = [&](int count) {
+    for (int entry = 0; entry < count; ++entry) {
+      push(1);
+      pop(1);
+    }
+  };
+  push(10);
+  push_and_pop(10'007);  // ten in flight, the ring wrapping
+  push(5'000);           // a burst
+  pop(4'990);            // drained, shrinking
+  push_and_pop(1'003);
   BOOST_TEST(queue.size() == 20u);  // ten, and ten of the burst
-  while (!queue.empty()) pop();
+  pop(20);
+  BOOST_TEST(queue.empty());
   BOOST_TEST(in_order);
   BOOST_TEST(expected_id == next_id);
 }

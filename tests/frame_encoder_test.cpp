@@ -2,6 +2,8 @@
 #define BOOST_TEST_MODULE frame_encoder
 #include "msgframe/frame_encoder.hpp"
 
+#include <algorithm>
+#include <array>
 #include <boost/test/unit_test.hpp>
 #include <vector>
 
@@ -74,4 +76,22 @@ BOOST_AUTO_TEST_CASE(append_frame_writes_prefix_then_body) {
   const std::vector<std::byte> too_long(11);
   BOOST_TEST(encoder.append_frame(stream, too_long) == msgframe::error::frame_too_large);
   BOOST_TEST(stream.size() == expected.size());
+}
+
+// In place, the prefix takes the first bytes of the room given and leaves the rest alone.
+BOOST_AUTO_TEST_CASE(a_prefix_written_in_place_is_the_encoded_one) {
+  for (const auto format : msgframe::all_length_prefixes) {
+    BOOST_TEST_CONTEXT("format " << static_cast<int>(format)) {
+      const FrameEncoder encoder({format, 255});
+      std::array<std::byte, msgframe::max_length_prefix_bytes> room;
+      room.fill(std::byte{0xEE});
+      const auto size = encoder.write_prefix(200, room);
+      const auto encoded = encoder.encode_prefix(200);
+      BOOST_TEST_REQUIRE(encoded.has_value());
+      BOOST_TEST(size == encoded->size());
+      BOOST_TEST(std::equal(encoded->bytes().begin(), encoded->bytes().end(), room.begin()));
+      BOOST_TEST(std::all_of(room.begin() + static_cast<std::ptrdiff_t>(size), room.end(),
+                             [](std::byte byte) { return byte == std::byte{0xEE}; }));
+    }
+  }
 }

@@ -45,6 +45,7 @@ class Caller {
   Caller(asio::io_context& io, msgframe::ClientOptions options, const Scenario& scenario,
          LoadResult& result)
       : io_(io),
+        responses_(scenario.in_flight_per_connection),
         client_(io.get_executor(), std::move(options)),
         scenario_(scenario),
         result_(result) {}
@@ -55,7 +56,6 @@ class Caller {
     deadline_ = deadline;
     outstanding_ = &outstanding;
     const auto now = Clock::now();
-    responses_.resize(scenario_.in_flight_per_connection);
     for (std::size_t chain = 0; chain < scenario_.in_flight_per_connection; ++chain) {
       call(chain, now);
     }
@@ -103,9 +103,10 @@ class Caller {
   }
 
   asio::io_context& io_;
+  // One per chain, reused; before client_, so that it outlives the calls that parse into it.
+  std::vector<msgframe::v1::EchoResponse> responses_;
   msgframe::Client client_;
   msgframe::v1::EchoRequest request_;
-  std::vector<msgframe::v1::EchoResponse> responses_;  // one per chain
   const Scenario& scenario_;
   LoadResult& result_;
   Clock::time_point deadline_;

@@ -62,10 +62,11 @@ class Client {
   explicit Client(boost::asio::any_io_executor executor, ClientOptions options = {});
   // A client with an I/O thread of its own, for programs without an io_context.
   explicit Client(ClientOptions options = {});
-  // Closes the connection: pending calls complete with error::connection_lost. A client with
-  // its own I/O thread waits for that thread to finish them, unless it is destroyed on that very
-  // thread (in one of its completion handlers): the thread then finishes them and ends after the
-  // handler returns.
+  // Closes the connection: pending calls complete with error::connection_lost. In one of the
+  // client's own completion handlers it closes at once, so that no reply read with the one being
+  // handled completes after it returns. A client with its own I/O thread waits for that thread to
+  // finish the completions; destroyed on that very thread, it leaves them to it, and the next
+  // client made (or the program's exit) joins the thread.
   ~Client();
 
   Client(const Client&) = delete;
@@ -106,15 +107,15 @@ class Client {
   // As async_call, but parses the reply into `response`, which must outlive the call and not be
   // touched until it completes: a message reused call after call keeps the memory of its fields,
   // so that a reply allocates nothing. Completion signature: void(boost::system::error_code).
-  // After an error, what `response` holds is unspecified.
-  template <class Request, class Response, class Token>
+  // After an error, `response` is cleared.
+  template <class Response, class Request, class Token>
   auto async_call_into(const Request& request, Response& response, CallOptions options,
                        Token&& token) {
     return initiate_call(request, detail::ReplyInto<Response>{&response}, options,
                          std::forward<Token>(token));
   }
 
-  template <class Request, class Response, class Token>
+  template <class Response, class Request, class Token>
   auto async_call_into(const Request& request, Response& response, Token&& token) {
     return async_call_into(request, response, CallOptions{}, std::forward<Token>(token));
   }

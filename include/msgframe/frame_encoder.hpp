@@ -36,10 +36,11 @@ class FrameEncoder {
   [[nodiscard]] boost::system::result<FramePrefix> encode_prefix(
       std::size_t body_bytes) const noexcept;
 
-  // Writes the prefix of a body of body_bytes, at most max_frame_bytes, at `out`, which has room
-  // for max_length_prefix_bytes, and returns its size: for a frame built in a buffer, in place.
-  // (A FramePrefix returned by value and copied on costs a stalled load on every frame.)
-  std::size_t write_prefix(std::size_t body_bytes, std::byte* out) const noexcept;
+  // Writes the prefix of a body of body_bytes (at most max_frame_bytes) at the start of `out`
+  // and returns its size: for a frame built in a buffer, in place. (A FramePrefix returned by
+  // value and copied on costs a stalled load on every frame.)
+  [[nodiscard]] std::size_t write_prefix(
+      std::size_t body_bytes, std::span<std::byte, max_length_prefix_bytes> out) const noexcept;
 
   // Appends prefix and body to out: for streams built in memory. Transports should send
   // encode_prefix() and the body as one gather write instead of copying.

@@ -143,9 +143,10 @@ BOOST_AUTO_TEST_CASE(every_completion_token) {
   BOOST_TEST(future.get().payload() == "future");
 }
 
-// async_call_into parses each reply into the caller's message: a shorter reply after a longer
-// one leaves nothing of the first, a coroutine awaits it like any call, and a server error or a
-// reply of another type comes back as its error code.
+// async_call_into parses each reply into the caller's message: an empty reply after a long one
+// leaves nothing of it (merged instead, it would: an empty field is not on the wire), a
+// coroutine awaits it like any call, and a server error or a reply of another type comes back as
+// its error code, the message cleared.
 BOOST_AUTO_TEST_CASE(replies_parsed_into_the_callers_message) {
   TestServer server;
   server.start();
@@ -155,22 +156,23 @@ BOOST_AUTO_TEST_CASE(replies_parsed_into_the_callers_message) {
   std::vector<std::string> replies;
   std::string awaited;
   boost::system::error_code unknown_type, wrong_type;
+  std::string time_after_errors = "unset";
   int chains_done = 0;
   const auto chain_done = [&] {
     if (++chains_done == 2) client.close();
   };
   client.async_connect("127.0.0.1", server.port(), [&](boost::system::error_code error) {
     BOOST_TEST_REQUIRE(!error);
-    client.async_call_into(
-        echo_request(std::string(100, 'x')), reused, [&](boost::system::error_code error) {
-          BOOST_TEST(!error);
-          replies.push_back(reused.payload());
-          client.async_call_into(echo_request("short", true), reused, [&](auto error) {
-            BOOST_TEST(!error);
-            replies.push_back(reused.payload());
-            chain_done();
-          });
-        });
+    client.async_call_into(echo_request(std::string(100, 'x')), reused,
+                           [&](boost::system::error_code error) {
+                             BOOST_TEST(!error);
+                             replies.push_back(reused.payload());
+                             client.async_call_into(echo_request(""), reused, [&](auto error) {
+                               BOOST_TEST(!error);
+                               replies.push_back(reused.payload());
+                               chain_done();
+                             });
+                           });
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
@@ -178,20 +180,23 @@ BOOST_AUTO_TEST_CASE(replies_parsed_into_the_callers_message) {
           co_await client.async_call_into(echo_request("awaited"), message, asio::use_awaitable);
           awaited = message.payload();
           v1::TimeResponse time;
+          time.set_rfc3339("stale");
           std::tie(unknown_type) = co_await client.async_call_into(
               v1::ShuttingDown{}, time, asio::as_tuple(asio::use_awaitable));
           std::tie(wrong_type) = co_await client.async_call_into(
               echo_request("not a time"), time, asio::as_tuple(asio::use_awaitable));
+          time_after_errors = time.rfc3339();
           chain_done();
         },
         asio::detached);
   });
   io.run_for(generous);
-  BOOST_TEST(replies == (std::vector<std::string>{std::string(100, 'x'), "SHORT"}),
+  BOOST_TEST(replies == (std::vector<std::string>{std::string(100, 'x'), ""}),
              boost::test_tools::per_element());
   BOOST_TEST(awaited == "awaited");
   BOOST_TEST(unknown_type == msgframe::error::unknown_type);
   BOOST_TEST(wrong_type == msgframe::error::unexpected_response_type);
+  BOOST_TEST(time_after_errors.empty());
 }
 
 BOOST_AUTO_TEST_CASE(ten_thousand_calls_in_flight_on_one_connection) {
@@ -763,39 +768,54 @@ BOOST_AUTO_TEST_CASE(one_client_shared_by_several_threads) {
 }
 
 // A client with its own I/O thread, destroyed in one of its completion handlers (so on that
-// thread), must not join the thread it runs on (std::terminate). The call it leaves in flight
-// still completes, on that thread, after the destructor has returned.
-BOOST_AUTO_TEST_CASE(a_client_destroyed_on_its_own_thread_finishes_its_calls) {
+// thread), must not join the thread it runs on (std::terminate). It closes at once: a call
+// pipelined behind (its reply most likely read with the first) and a call made in the handler
+// complete with connection_lost after the destructor has returned, and the thread, once done, is
+// joined by the next client made.
+BOOST_AUTO_TEST_CASE(a_client_destroyed_on_its_own_thread_closes_and_its_thread_is_joined) {
   TestServer server;
   server.start();
+  const auto threads_now = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                         std::filesystem::directory_iterator{});
+  };
+  const auto threads_before = threads_now();
   auto client = std::make_unique<Client>();
   BOOST_TEST_REQUIRE(!client->connect("127.0.0.1", server.port()));
+  BOOST_TEST(threads_now() == threads_before + 1);
   std::promise<std::string> first;
-  std::promise<boost::system::error_code> left_in_flight;
   std::atomic<bool> destructor_returned{false};
-  std::atomic<bool> completed_after_destructor{false};
-  client->async_call<v1::EchoResponse>(
-      echo_request("first"), [&](boost::system::error_code error, v1::EchoResponse reply) {
-        first.set_value(error ? error.message() : reply.payload());
-        client->async_call<v1::EchoResponse>(
-            echo_request("second"), [&](boost::system::error_code error, v1::EchoResponse reply) {
-              completed_after_destructor = destructor_returned.load();
-              if (!error && reply.payload() != "second") error = msgframe::error::bad_payload;
-              left_in_flight.set_value(error);
-            });
-        client.reset();
-        destructor_returned = true;
-      });
+  struct Outcome {
+    std::promise<boost::system::error_code> error;
+    std::atomic<bool> after_destructor{false};
+  } pipelined, made_in_handler;
+  const auto record_in = [&](Outcome& outcome) {
+    return [&](boost::system::error_code error, v1::EchoResponse) {
+      outcome.after_destructor = destructor_returned.load();
+      outcome.error.set_value(error);
+    };
+  };
+  client->async_call<v1::EchoResponse>(echo_request("first"), [&](boost::system::error_code error,
+                                                                  v1::EchoResponse reply) {
+    first.set_value(error ? error.message() : reply.payload());
+    client->async_call<v1::EchoResponse>(echo_request("in handler"), record_in(made_in_handler));
+    client.reset();
+    destructor_returned = true;
+  });
+  client->async_call<v1::EchoResponse>(echo_request("pipelined"), record_in(pipelined));
   auto first_reply = first.get_future();
   BOOST_TEST_REQUIRE((first_reply.wait_for(generous) == std::future_status::ready));
   BOOST_TEST(first_reply.get() == "first");
-  auto second_result = left_in_flight.get_future();
-  BOOST_TEST_REQUIRE((second_result.wait_for(generous) == std::future_status::ready));
-  const auto second_error = second_result.get();
-  // Closed before its reply could be read, or answered first: either way, never left hanging.
-  BOOST_TEST((second_error == msgframe::error::connection_lost || !second_error),
-             second_error.message());
-  BOOST_TEST(completed_after_destructor.load());
+  for (auto* outcome : {&pipelined, &made_in_handler}) {
+    auto result = outcome->error.get_future();
+    BOOST_TEST_REQUIRE((result.wait_for(generous) == std::future_status::ready));
+    BOOST_TEST(result.get() == msgframe::error::connection_lost);
+    BOOST_TEST(outcome->after_destructor.load());
+  }
+
+  asio::io_context io;
+  const Client next(io.get_executor());
+  BOOST_TEST(threads_now() == threads_before);
 }
 
 // A client told that its io_context runs on one thread uses it as its strand: calls started on

@@ -1,8 +1,11 @@
-// Counts the test program's every allocation, by replacing the global operator new. Include it in
-// one source file of a test executable only.
+// Counts the test program's every allocation: by replacing the global operator new, and
+// aligned_alloc, which Asio uses for its handlers' memory. Include it in one source file of a test
+// executable only.
 #pragma once
 
+#include <malloc.h>
 #include <atomic>
+
 #include <cstdlib>
 #include <new>
 
@@ -12,7 +15,9 @@ inline std::atomic<std::size_t> allocations{0};
 
 // GCC sees the replaced operator new's malloc and, inlined into std::allocator, takes the free
 // below for a mismatch; they are the matching pair.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 
 void* operator new(std::size_t size) {
   ++msgframe::test::allocations;
@@ -21,3 +26,9 @@ void* operator new(std::size_t size) {
 }
 void operator delete(void* memory) noexcept { std::free(memory); }
 void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
+
+// Counted, then served by memalign(), whose memory free() frees.
+extern "C" void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
+  ++msgframe::test::allocations;
+  return memalign(alignment, size);
+}

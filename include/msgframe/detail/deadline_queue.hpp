@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <new>
 #include <queue>
 #include <utility>
 #include <vector>
@@ -44,9 +45,13 @@ class DeadlineQueue {
     if (top_is_in_order()) {
       in_order_head_ = (in_order_head_ + 1) & mask();
       --in_order_count_;
-      // After a burst of calls, the ring shrinks as it empties.
+      // After a burst of calls, the ring shrinks as it empties: when memory allows, for a pop
+      // must not fail (a call completing would be lost).
       if (in_order_.size() > shrink_above_entries && 8 * in_order_count_ < in_order_.size()) {
-        resize_ring(in_order_.size() / 2);
+        try {
+          resize_ring(in_order_.size() / 2);
+        } catch (const std::bad_alloc&) {
+        }
       }
     } else {
       out_of_order_.pop();
@@ -54,7 +59,7 @@ class DeadlineQueue {
   }
 
   void clear() {
-    in_order_ = {};
+    std::vector<Entry>().swap(in_order_);  // `= {}` would keep the burst's capacity
     in_order_head_ = 0;
     in_order_count_ = 0;
     out_of_order_ = {};

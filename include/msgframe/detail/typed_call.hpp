@@ -1,5 +1,6 @@
-// A call of Client::async_call waiting for its reply (not for users): parses the reply as
-// Response and hands it to the completion handler on the handler's executor.
+// A call of Client::async_call or async_call_into waiting for its reply (not for users): parses
+// the reply as a new Response or into the caller's message, and completes the handler on the
+// handler's executor.
 #pragma once
 
 #include <boost/asio/associated_allocator.hpp>
@@ -120,6 +121,7 @@ class TypedCall final : public PendingCall {
                 const boost::asio::any_io_executor& client_executor, bool may_run_inline) override {
     if constexpr (Reply::into_target) {
       const auto failure = parse(error, reply, *reply_.target);
+      if (error || failure) reply_.target->Clear();  // nothing of an earlier reply, or half a one
       if (failure) return deliver(client_executor, may_run_inline, make_error_code(*failure));
       deliver(client_executor, may_run_inline, error);
     } else {
