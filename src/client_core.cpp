@@ -345,7 +345,9 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte> frame,
     ++counters_.calls_over_tcp;
     ++tcp_calls_in_flight_;
     ++calls_in_flight_;
-    pending_.emplace(id, Waiting{std::move(call), false, {}, 0, deadline});
+    auto& waiting = pending_.insert(id);
+    waiting.call = std::move(call);
+    waiting.deadline = deadline;
     track_deadline(deadline, id);
     send(std::move(frame));
     return;
@@ -492,10 +494,10 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
   handling_replies_ = true;
   replies_read_at_ = Clock::now();
   // A client destroyed in a completion closes at once: the rest of the read is left unread.
+  EnvelopeView envelope;  // built once per read (88 bytes zeroed), reset by each parse
   while (tcp_connected_) {
     const auto body = decoder_.next();
     if (!body) break;
-    EnvelopeView envelope;
     if (!parse_envelope(*body, envelope)) on_envelope(envelope);  // else: nothing to match it to
   }
   handling_replies_ = false;

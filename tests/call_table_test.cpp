@@ -106,3 +106,23 @@ BOOST_AUTO_TEST_CASE(a_burst_grows_the_table_and_its_end_shrinks_it_back) {
   table.emplace(7, std::make_unique<std::uint64_t>(7));
   BOOST_TEST(table.contains(7));
 }
+
+// insert() hands out an empty entry to fill in place, in its slot or, when an older id holds
+// that slot, in the overflow map; a slot freed by erase() comes back empty.
+BOOST_AUTO_TEST_CASE(entries_inserted_empty_are_filled_in_place) {
+  CallTable<Value> table;
+  auto& first = table.insert(3);
+  BOOST_TEST(!first);
+  first = std::make_unique<std::uint64_t>(3);
+  const std::uint64_t same_slot = 3 + table.slot_count();  // 3's slot is taken
+  auto& overflowed = table.insert(same_slot);
+  BOOST_TEST(!overflowed);
+  overflowed = std::make_unique<std::uint64_t>(same_slot);
+  BOOST_TEST(table.size() == 2u);
+  BOOST_TEST_REQUIRE(table.find(3) != nullptr);
+  BOOST_TEST(**table.find(3) == 3u);
+  BOOST_TEST_REQUIRE(table.find(same_slot) != nullptr);
+  BOOST_TEST(**table.find(same_slot) == same_slot);
+  table.erase(3);
+  BOOST_TEST(!table.insert(3 + 2 * table.slot_count()));  // 3's slot again, empty
+}

@@ -37,10 +37,17 @@ class CallTable {
   bool contains(std::uint64_t id) noexcept { return find(id) != nullptr; }
 
   // Adds `id`, which must not be present (nor 0).
-  void emplace(std::uint64_t id, Value value) {
+  void emplace(std::uint64_t id, Value value) { insert(id) = std::move(value); }
+
+  // Adds `id`, which must not be present (nor 0), with a default Value, to be filled in place:
+  // a Value built apart and moved in is reloaded over the stores that built it, a stall.
+  Value& insert(std::uint64_t id) {
     if (2 * (size_ + 1) > slots_.size()) resize(std::max(min_slots, 2 * slots_.size()));
-    place(id, std::move(value));
     ++size_;
+    auto& slot = slots_[id & mask()];
+    if (slot.id != 0) return overflow_[id];
+    slot.id = id;
+    return slot.value;
   }
 
   // Removes the entry of `id`, if there is one.
