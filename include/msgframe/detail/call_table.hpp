@@ -43,11 +43,16 @@ class CallTable {
   // a Value built apart and moved in is reloaded over the stores that built it, a stall.
   Value& insert(std::uint64_t id) {
     if (2 * (size_ + 1) > slots_.size()) resize(std::max(min_slots, 2 * slots_.size()));
-    ++size_;
     auto& slot = slots_[id & mask()];
-    if (slot.id != 0) return overflow_[id];
-    slot.id = id;
-    return slot.value;
+    Value* value = nullptr;
+    if (slot.id != 0) {
+      value = &overflow_[id];  // may throw: counted only once added
+    } else {
+      slot.id = id;
+      value = &slot.value;
+    }
+    ++size_;
+    return *value;
   }
 
   // Removes the entry of `id`, if there is one.
