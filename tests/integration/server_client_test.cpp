@@ -50,6 +50,12 @@ bool running_on_strand_of(const Client& client) {
   return io_context != nullptr && io_context->running_in_this_thread();
 }
 
+// The threads this process has now.
+std::ptrdiff_t threads_now() {
+  return std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                       std::filesystem::directory_iterator{});
+}
+
 // Blocking echo calls from `thread_count` threads at once, `calls` each, each with its own text:
 // how many came back with their own text.
 int echo_from_threads(Client& client, int thread_count, int calls) {
@@ -709,10 +715,6 @@ BOOST_AUTO_TEST_CASE(a_thread_count_over_the_limit_is_refused_at_construction) {
 BOOST_AUTO_TEST_CASE(an_address_needs_no_resolver_thread_and_a_host_name_does) {
   TestServer server;
   server.start();
-  const auto threads_now = [] {
-    return std::distance(std::filesystem::directory_iterator("/proc/self/task"),
-                         std::filesystem::directory_iterator{});
-  };
   const auto connect_from_new_context = [&](const std::string& host) {
     auto io = std::make_unique<asio::io_context>(1);
     auto client = std::make_unique<Client>(io->get_executor());
@@ -775,10 +777,6 @@ BOOST_AUTO_TEST_CASE(one_client_shared_by_several_threads) {
 BOOST_AUTO_TEST_CASE(a_client_destroyed_on_its_own_thread_closes_and_its_thread_is_joined) {
   TestServer server;
   server.start();
-  const auto threads_now = [] {
-    return std::distance(std::filesystem::directory_iterator("/proc/self/task"),
-                         std::filesystem::directory_iterator{});
-  };
   const auto threads_before = threads_now();
   auto client = std::make_unique<Client>();
   BOOST_TEST_REQUIRE(!client->connect("127.0.0.1", server.port()));
