@@ -8,6 +8,7 @@
 #include <iostream>
 #include <memory>
 
+#include "batch_clock.hpp"
 #include "msgframe/client.hpp"
 #include "msgframe/echo_service.hpp"
 #include "msgframe/server.hpp"
@@ -42,9 +43,10 @@ namespace {
 // One connection's calls: `in_flight` chains, each sending its next call when the last returns.
 class Caller {
  public:
-  Caller(asio::io_context& io, msgframe::ClientOptions options, const Scenario& scenario,
-         LoadResult& result)
+  Caller(asio::io_context& io, BatchClock& clock, msgframe::ClientOptions options,
+         const Scenario& scenario, LoadResult& result)
       : io_(io),
+        clock_(clock),
         responses_(scenario.in_flight_per_connection),
         client_(io.get_executor(), std::move(options)),
         scenario_(scenario),
@@ -62,8 +64,8 @@ class Caller {
   }
 
  private:
-  // `sent`: the time of the reply that starts this call (like the raw client, which reads the
-  // clock once for a batch of replies and the calls they start).
+  // `sent`: the time of the replies that start this call: the clock is read once per batch of
+  // replies, as the raw client reads it (see BatchClock).
   void call(std::size_t chain, Clock::time_point sent) {
     const std::uint64_t sequence = next_sequence_++;
     // One request reused for every call: async_call serializes it before returning, and the
@@ -79,7 +81,7 @@ class Caller {
         request_, response,
         [this, chain, sequence, sent, &response](boost::system::error_code error) {
           --*outstanding_;
-          const auto now = Clock::now();
+          const auto now = clock_.now();
           if (error) {
             if (result_.failure.empty()) result_.failure = "a call failed: " + error.message();
             return finish_if_idle();
@@ -103,6 +105,7 @@ class Caller {
   }
 
   asio::io_context& io_;
+  BatchClock& clock_;
   // One per chain, reused; before client_, so that it outlives the calls that parse into it.
   std::vector<msgframe::v1::EchoResponse> responses_;
   msgframe::Client client_;
@@ -133,6 +136,7 @@ bool run_for_at_most(asio::io_context& io, std::chrono::milliseconds limit) {
 LoadResult load_msgframe(const Scenario& scenario, const LoadSettings& settings) {
   LoadResult result;
   asio::io_context io(1);
+  BatchClock clock(io);
   msgframe::ClientOptions options;
   options.transport =
       scenario.carrier == Carrier::udp ? msgframe::Transport::udp : msgframe::Transport::tcp;
@@ -151,7 +155,7 @@ LoadResult load_msgframe(const Scenario& scenario, const LoadSettings& settings)
     std::size_t pending = 0;
     for (std::size_t index = first; index < std::min(first + batch, scenario.connections);
          ++index) {
-      callers.push_back(std::make_unique<Caller>(io, options, scenario, result));
+      callers.push_back(std::make_unique<Caller>(io, clock, options, scenario, result));
       ++pending;
       callers.back()->client().async_connect(settings.host, settings.port,
                                              [&](boost::system::error_code error) {
