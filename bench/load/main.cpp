@@ -1,9 +1,9 @@
 // msgframe-bench: runs load scenarios against each system's server, one after another in one
 // invocation, and prints a table, RESULT lines for scripts and, on request, JSON.
 //
-// Each server runs in a child process (this program again, with --serve) pinned to core 0; the
-// load client runs here, pinned to core 1. Exit status 1 when any run failed or got a wrong
-// reply: the test command's smoke run relies on it.
+// Each server runs in a child process (this program again, with --serve) pinned to core 0, or
+// elsewhere already (--connect); the load client runs here, pinned to core 1. Exit status 1 when
+// any run failed or got a wrong reply: the test command's smoke run relies on it.
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -11,11 +11,13 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 
 #include "load.hpp"
@@ -76,21 +78,50 @@ std::uint64_t raise_descriptor_limit() {
   return limit.rlim_cur;
 }
 
+// A server started elsewhere (--connect): the load client's target instead of a child process.
+struct ExternalServer {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+// "HOST:PORT" or "[IPV6]:PORT"; nothing when malformed.
+std::optional<ExternalServer> parse_address(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
+  std::string host = text.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return std::nullopt;
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string port = text.substr(colon + 1);
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) return std::nullopt;
+  const unsigned long number = std::stoul(port);
+  if (number == 0 || number > 65535) return std::nullopt;
+  return ExternalServer{std::move(host), static_cast<std::uint16_t>(number)};
+}
+
 Measurement run_one(const System& system, const Scenario& scenario, const ServeSettings& serve,
-                    std::chrono::milliseconds duration, bool pin) {
+                    std::chrono::milliseconds duration, bool pin,
+                    const std::optional<ExternalServer>& external) {
   Measurement measurement;
   measurement.system = system.name;
   measurement.scenario = scenario.name;
   measurement.fanin = scenario.connections > 1 && scenario.in_flight_per_connection == 1;
+  LoadSettings settings;
+  settings.duration = duration;
+  if (external) {  // its memory is not ours to read: rss_kb_per_conn stays 0
+    settings.host = external->host;
+    settings.port = external->port;
+    measurement.load = system.load(scenario, settings);
+    return measurement;
+  }
   ServerProcess server(system.name, serve, pin);
   if (!server.error().empty()) {
     measurement.load.failure = server.error();
     return measurement;
   }
-  LoadSettings settings;
   settings.host = serve.host;
   settings.port = server.port();
-  settings.duration = duration;
   const std::uint64_t idle_kb = server.rss_kb();
   std::uint64_t connected_kb = idle_kb;
   settings.on_connected = [&] { connected_kb = server.rss_kb(); };
@@ -152,8 +183,9 @@ void print_table(const std::vector<Measurement>& measurements) {
   std::printf("\n%-9s %-13s %12s %7s %9s %9s %9s %10s %9s  %s\n", "system", "scenario", "calls/s",
               "vs raw", "p50 us", "p99 us", "p999 us", "MB/s", "KiB/conn", "status");
   for (const auto& m : measurements) {
-    const std::string per_connection =
-        m.fanin ? std::to_string(m.rss_kb_per_connection).substr(0, 5) : "-";
+    const std::string per_connection = m.fanin && m.rss_kb_per_connection > 0
+                                           ? std::to_string(m.rss_kb_per_connection).substr(0, 5)
+                                           : "-";
     std::printf("%-9s %-13s %12.0f %7s %9.1f %9.1f %9.1f %10.1f %9s  %s\n", m.system.c_str(),
                 m.scenario.c_str(), calls_per_second(m.load), ratio_to_raw(m, measurements).c_str(),
                 m.load.latency.percentile_us(0.5), m.load.latency.percentile_us(0.99),
@@ -214,7 +246,7 @@ void write_json(const std::string& path, const std::vector<Measurement>& measure
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string system_list, scenario_list, serve_system, json_path, plot_path;
+  std::string system_list, scenario_list, serve_system, json_path, plot_path, connect_to;
   double seconds = 5;
   int rounds = 1;
   ServeSettings serve;
@@ -234,7 +266,10 @@ int main(int argc, char** argv) {
       "plot", options::value(&plot_path),
       "draw calls/s and p50 latency per scenario and system into this SVG (gnuplot)")(
       "no-pin", options::bool_switch(&no_pin), "do not pin the server and client to cores")(
-      "serve", options::value(&serve_system), "(internal) run this system's server")(
+      "connect", options::value(&connect_to),
+      "HOST:PORT: drive a server already running there instead of starting one (one --system, "
+      "the server's kind; no RSS figures)")("serve", options::value(&serve_system),
+                                            "(internal) run this system's server")(
       "port", options::value(&serve.port)->default_value(0), "(internal, with --serve)");
   options::variables_map values;
   try {
@@ -259,6 +294,20 @@ int main(int argc, char** argv) {
                                    [&](const System& system) { return system.name == name; });
     if (!known && name != "grpc") {
       std::cerr << "msgframe-bench: unknown system " << name << '\n';
+      return 2;
+    }
+  }
+  std::optional<ExternalServer> external;
+  if (!connect_to.empty()) {
+    external = parse_address(connect_to);
+    if (!external) {
+      std::cerr << "msgframe-bench: --connect takes HOST:PORT or [IPV6]:PORT, not " << connect_to
+                << '\n';
+      return 2;
+    }
+    if (systems.size() != 1) {
+      std::cerr << "msgframe-bench: --connect needs exactly one --system: the kind of server "
+                   "that listens there\n";
       return 2;
     }
   }
@@ -315,7 +364,7 @@ int main(int argc, char** argv) {
         std::cerr << "msgframe-bench: " << runnable[index]->name << " " << scenario.name;
         if (rounds > 1) std::cerr << " (round " << round << " of " << rounds << ")";
         std::cerr << "...\n";
-        runs[index].push_back(run_one(*runnable[index], scenario, serve, duration, pin));
+        runs[index].push_back(run_one(*runnable[index], scenario, serve, duration, pin, external));
         if (rounds == 1) {
           print_result_lines({runs[index].back()});
         } else {
