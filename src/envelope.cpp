@@ -44,6 +44,13 @@ class WireReader {
 
   bool at_end() const noexcept { return at_ == end_; }
 
+  // Consumes `expected`, a one-byte tag, when it comes next.
+  bool take_tag(std::uint8_t expected) noexcept {
+    if (at_ == end_ || *at_ != expected) return false;
+    ++at_;
+    return true;
+  }
+
   // Bits past the 64th are dropped, as protobuf drops them.
   bool varint(std::uint64_t& value) noexcept {
     if (at_ != end_ && *at_ < 0x80) {  // one byte: ids under 128, kinds, most tags and lengths
@@ -163,36 +170,65 @@ bool read_error(std::string_view bytes, v1::Error& error) {
   return true;
 }
 
+// The envelope's fields, each read into `out` (the tag just read).
+bool read_id(WireReader& input, EnvelopeView& out) { return input.varint(out.id); }
+
+bool read_kind(WireReader& input, EnvelopeView& out) {
+  std::uint64_t value = 0;
+  if (!input.varint(value)) return false;
+  // Enums are int32 on the wire: a negative one arrives sign-extended to 64 bits.
+  out.kind = static_cast<int>(static_cast<std::int32_t>(value));
+  return true;
+}
+
+bool read_type(WireReader& input, EnvelopeView& out) { return input.bytes(out.type); }
+
+bool read_payload(WireReader& input, EnvelopeView& out) {
+  std::string_view bytes;
+  if (!input.bytes(bytes)) return false;
+  out.payload = std::as_bytes(std::span(bytes.data(), bytes.size()));
+  return true;
+}
+
 bool read_fields(WireReader& input, EnvelopeView& out) {
+  // Fields in number order, each tag one byte, as msgframe and protobuf's serializers write
+  // them: read in a line, with no dispatch on the tag. From the first other tag on, the loop
+  // below reads the rest, in the same order, so that the last of repeated fields still wins.
+  constexpr auto varint = WireFormatLite::WIRETYPE_VARINT;
+  constexpr auto delimited = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+  if ((input.take_tag(tag_of(id_field, varint)) && !read_id(input, out)) ||
+      (input.take_tag(tag_of(kind_field, varint)) && !read_kind(input, out)) ||
+      (input.take_tag(tag_of(type_field, delimited)) && !read_type(input, out)) ||
+      (input.take_tag(tag_of(payload_field, delimited)) && !read_payload(input, out))) {
+    return false;
+  }
   while (!input.at_end()) {
     std::uint32_t tag = 0;
     if (!input.tag(tag)) return false;
-    std::uint64_t value = 0;
     std::string_view bytes;
+    bool read = true;
     switch (tag) {
-      case tag_of(id_field, WireFormatLite::WIRETYPE_VARINT):
-        if (!input.varint(out.id)) return false;
+      case tag_of(id_field, varint):
+        read = read_id(input, out);
         break;
-      case tag_of(kind_field, WireFormatLite::WIRETYPE_VARINT):
-        if (!input.varint(value)) return false;
-        // Enums are int32 on the wire: a negative one arrives sign-extended to 64 bits.
-        out.kind = static_cast<int>(static_cast<std::int32_t>(value));
+      case tag_of(kind_field, varint):
+        read = read_kind(input, out);
         break;
-      case tag_of(type_field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED):
-        if (!input.bytes(out.type)) return false;
+      case tag_of(type_field, delimited):
+        read = read_type(input, out);
         break;
-      case tag_of(payload_field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED):
-        if (!input.bytes(bytes)) return false;
-        out.payload = std::as_bytes(std::span(bytes.data(), bytes.size()));
+      case tag_of(payload_field, delimited):
+        read = read_payload(input, out);
         break;
-      case tag_of(error_field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED):
+      case tag_of(error_field, delimited):
         if (!input.bytes(bytes)) return false;
         if (!out.error) out.error.emplace();
-        if (!read_error(bytes, *out.error)) return false;
+        read = read_error(bytes, *out.error);
         break;
       default:  // unknown, or a known number with a foreign wire type, as protobuf does
-        if (!input.skip(tag)) return false;
+        read = input.skip(tag);
     }
+    if (!read) return false;
   }
   return true;
 }
@@ -248,7 +284,9 @@ void write_envelope(const OutgoingEnvelope& envelope, bool with_serialized_paylo
     target = WireFormatLite::WriteEnumToArray(kind_field, envelope.kind, target);
   if (!envelope.type.empty()) {
     target = write_length_delimited_header(type_field, envelope.type.size(), target);
-    target = std::copy(envelope.type.begin(), envelope.type.end(), target);
+    // memcpy, not std::copy: from char to uint8_t that is a loop of single bytes.
+    std::memcpy(target, envelope.type.data(), envelope.type.size());
+    target += envelope.type.size();
   }
   // Sizes were cached by envelope_size(): serialize without measuring again.
   if (envelope.payload != nullptr && envelope.payload->GetCachedSize() > 0) {
@@ -360,12 +398,24 @@ msgframe::error from_wire_error(int code) noexcept {
 bool is_valid_utf8(std::string_view text) noexcept {
   const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
   const std::size_t size = text.size();
+  constexpr std::uint64_t top_bits = 0x8080808080808080u;
+  if (size >= sizeof(std::uint64_t)) {
+    // Type names are ASCII: all of it first, a word at a time, the last word overlapping.
+    std::uint64_t seen = 0;
+    std::uint64_t word = 0;
+    for (std::size_t index = 0; index + sizeof word <= size; index += sizeof word) {
+      std::memcpy(&word, bytes + index, sizeof word);
+      seen |= word;
+    }
+    std::memcpy(&word, bytes + size - sizeof word, sizeof word);
+    if (((seen | word) & top_bits) == 0) return true;
+  }
   for (std::size_t index = 0; index < size;) {
-    // Type names are ASCII: eight bytes at a time while no byte has its top bit set.
+    // Eight bytes at a time while no byte has its top bit set.
     std::uint64_t word = 0;
     if (size - index >= sizeof word) {
       std::memcpy(&word, bytes + index, sizeof word);
-      if ((word & 0x8080808080808080u) == 0) {
+      if ((word & top_bits) == 0) {
         index += sizeof word;
         continue;
       }
