@@ -91,9 +91,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // Starts a call by enter(). `frame` is the TCP frame (over UDP, the frame less its prefix is
   // the datagram); `encode_error`, when set, is the call's result. Never completes the call
   // itself (the strand may, on another thread, before this returns).
-  void submit_call(std::uint64_t id, std::vector<std::byte> frame,
-                   boost::system::error_code encode_error, std::chrono::milliseconds timeout,
-                   PendingCallPtr call);
+  void submit_call(std::uint64_t id, std::vector<std::byte>&& frame,
+                   const boost::system::error_code& encode_error, std::chrono::milliseconds timeout,
+                   PendingCallPtr&& call);
 
   // Strand only.
   void connect(std::string host, std::uint16_t port, ConnectHandler done);
@@ -114,13 +114,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   };
 
   struct Tls;
-  void begin_call(std::uint64_t id, std::vector<std::byte> frame,
-                  boost::system::error_code encode_error, std::chrono::milliseconds timeout,
-                  PendingCallPtr call);
-  void start_call(std::uint64_t id, std::vector<std::byte> frame, Clock::time_point deadline,
-                  PendingCallPtr call);
+  void begin_call(std::uint64_t id, std::vector<std::byte>&& frame,
+                  const boost::system::error_code& encode_error, std::chrono::milliseconds timeout,
+                  PendingCallPtr&& call);
+  void start_call(std::uint64_t id, std::vector<std::byte>&& frame, Clock::time_point deadline,
+                  PendingCallPtr&& call);
   // Completes `call`: inline, unless inside enter() on the strand right now.
-  void finish(PendingCallPtr call, const boost::system::error_code& error,
+  void finish(PendingCallPtr&& call, const boost::system::error_code& error,
               const EnvelopeView* reply);
   // Opens UDP (when the transport may use it) and connects TCP to server_endpoints_.
   void connect_to_endpoints(ConnectHandler done);
@@ -134,9 +134,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void schedule_reconnect();
   void lose_tcp(boost::system::error_code reason);
   void set_transport(Transport transport);
-  void send(std::vector<std::byte> frame);
-  void send_call(std::uint64_t id, std::vector<std::byte> frame, Clock::time_point deadline,
-                 PendingCallPtr call);
+  void send(std::vector<std::byte>&& frame);
+  void send_call(std::uint64_t id, std::vector<std::byte>&& frame, Clock::time_point deadline,
+                 PendingCallPtr&& call);
   void start_calls_waiting_for_room();
 
   void read();
