@@ -298,6 +298,34 @@ void ClientCore::submit_call(std::uint64_t id, std::vector<std::byte>&& frame,
   });
 }
 
+void ClientCore::start_call_on_strand(std::uint64_t id, const OutgoingEnvelope& envelope,
+                                      std::chrono::milliseconds timeout, PendingCallPtr&& call) {
+  struct Restore {  // as enter(): a completion this causes is posted, never run in the caller
+    bool& flag;
+    bool was;
+    ~Restore() { flag = was; }
+  } restore{inside_entry_point_, inside_entry_point_};
+  inside_entry_point_ = true;
+  const std::size_t size = envelope_size(envelope);
+  const bool small = size + max_length_prefix_bytes < min_pooled_frame_bytes;
+  if (!small || size > encoder_.options().max_frame_bytes || !tcp_connected_ || server_draining_ ||
+      calls_in_flight_ >= options_.max_pending_calls || !waiting_for_room_.empty()) {
+    auto frame = take_frame_buffer();
+    const auto encoded = append_envelope_frame(frame, encoder_, envelope, size);
+    return begin_call(id, std::move(frame), encoded, timeout, std::move(call));
+  }
+  if (!last_queued_coalesces_ || queued_.empty() ||
+      queued_.back().size() + size + max_length_prefix_bytes > max_coalesced_bytes) {
+    queued_.push_back(take_frame_buffer());
+    last_queued_coalesces_ = true;
+  }
+  // Cannot fail: the size is within the limit.
+  (void)append_envelope_frame(queued_.back(), encoder_, envelope, size);
+  const auto now = handling_replies_ ? replies_read_at_ : Clock::now();
+  track_tcp_call(id, now + timeout, std::move(call));
+  flush_soon();
+}
+
 void ClientCore::begin_call(std::uint64_t id, std::vector<std::byte>&& frame,
                             const boost::system::error_code& encode_error,
                             std::chrono::milliseconds timeout, PendingCallPtr&& call) {
@@ -345,13 +373,7 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte>&& frame,
                            Clock::time_point deadline, PendingCallPtr&& call) {
   if (tcp_connected_) {
     if (server_draining_) return finish(std::move(call), msgframe::error::shutting_down, nullptr);
-    ++counters_.calls_over_tcp;
-    ++tcp_calls_in_flight_;
-    ++calls_in_flight_;
-    auto& waiting = pending_.insert(id);
-    waiting.call = std::move(call);
-    waiting.deadline = deadline;
-    track_deadline(deadline, id);
+    track_tcp_call(id, deadline, std::move(call));
     send(std::move(frame));
     return;
   }
@@ -368,6 +390,17 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte>&& frame,
   track_deadline(resend_at, id);
 }
 
+void ClientCore::track_tcp_call(std::uint64_t id, Clock::time_point deadline,
+                                PendingCallPtr&& call) {
+  ++counters_.calls_over_tcp;
+  ++tcp_calls_in_flight_;
+  ++calls_in_flight_;
+  auto& waiting = pending_.insert(id);
+  waiting.call = std::move(call);
+  waiting.deadline = deadline;
+  track_deadline(deadline, id);
+}
+
 // The frame goes out with the others queued by then: at the end of the read whose replies
 // started it, or else in a flush posted behind the calls already waiting for the strand.
 void ClientCore::send(std::vector<std::byte>&& frame) {
@@ -381,6 +414,10 @@ void ClientCore::send(std::vector<std::byte>&& frame) {
     queued_.push_back(std::move(frame));
     last_queued_coalesces_ = small;
   }
+  flush_soon();
+}
+
+void ClientCore::flush_soon() {
   if (handling_replies_ || flush_posted_) return;
   flush_posted_ = true;
   asio::post(strand_.executor(), [self = shared_from_this()] {

@@ -312,10 +312,9 @@ void write_envelope(const OutgoingEnvelope& envelope, bool with_serialized_paylo
 // serialized_payload when `with_serialized_payload` is false.
 boost::system::error_code append_frame(std::vector<std::byte>& out, const FrameEncoder& encoder,
                                        const OutgoingEnvelope& envelope,
-                                       bool with_serialized_payload) {
+                                       bool with_serialized_payload, std::size_t size) {
   BOOST_ASSERT_MSG(with_serialized_payload || (envelope.payload == nullptr && !envelope.error),
                    "a frame head leaves out a serialized payload that ends the envelope");
-  const std::size_t size = envelope_size(envelope);
   if (size > encoder.options().max_frame_bytes) return make_error_code(error::frame_too_large);
   const std::size_t written =
       size - (with_serialized_payload ? 0 : envelope.serialized_payload.size());
@@ -342,13 +341,20 @@ void append_envelope(std::vector<std::byte>& out, const OutgoingEnvelope& envelo
 boost::system::error_code append_envelope_frame(std::vector<std::byte>& out,
                                                 const FrameEncoder& encoder,
                                                 const OutgoingEnvelope& envelope) {
-  return append_frame(out, encoder, envelope, true);
+  return append_frame(out, encoder, envelope, true, envelope_size(envelope));
+}
+
+boost::system::error_code append_envelope_frame(std::vector<std::byte>& out,
+                                                const FrameEncoder& encoder,
+                                                const OutgoingEnvelope& envelope,
+                                                std::size_t size) {
+  return append_frame(out, encoder, envelope, true, size);
 }
 
 boost::system::error_code append_envelope_frame_head(std::vector<std::byte>& out,
                                                      const FrameEncoder& encoder,
                                                      const OutgoingEnvelope& envelope) {
-  return append_frame(out, encoder, envelope, false);
+  return append_frame(out, encoder, envelope, false, envelope_size(envelope));
 }
 
 v1::ErrorCode to_wire_error(msgframe::error value) noexcept {

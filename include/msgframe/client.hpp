@@ -209,20 +209,40 @@ class Client {
   template <class Request, class Reply, class Token>
   auto initiate_call(const Request& request, Reply reply, const CallOptions& options,
                      Token&& token) {
+    using Signature = typename Reply::Signature;
     const std::uint64_t id = core_->next_call_id();
-    std::vector<std::byte> frame = core_->take_frame_buffer();
-    const std::string& type = detail::type_name_of<Request>();
-    const auto encoded = append_envelope_frame(frame, core_->encoder(),
-                                               {id, v1::KIND_REQUEST, type, &request, nullptr});
     const auto timeout = options.timeout.count() > 0 ? options.timeout : options_.call_timeout;
-    return boost::asio::async_initiate<Token, typename Reply::Signature>(
-        [core = core_, id, frame = std::move(frame), encoded, timeout, reply,
-         error_message = options.error_message](auto handler) mutable {
-          using Call = detail::TypedCall<Reply, decltype(handler)>;
-          core->submit_call(id, std::move(frame), encoded, timeout,
-                            Call::make(std::move(handler), reply, error_message));
-        },
-        token);
+    const OutgoingEnvelope envelope{id, v1::KIND_REQUEST, detail::type_name_of<Request>(), &request,
+                                    nullptr};
+    if constexpr (detail::starts_at_once<Token, Signature>::value) {
+      // Serialized as the call starts: on the client's strand (in a reply's handler, say),
+      // straight into the next write.
+      return boost::asio::async_initiate<Token, Signature>(
+          [this, &envelope, timeout, reply, error_message = options.error_message](auto handler) {
+            auto call = detail::TypedCall<Reply, decltype(handler)>::make(std::move(handler), reply,
+                                                                          error_message);
+            if (core_->on_strand()) {
+              return core_->start_call_on_strand(envelope.id, envelope, timeout, std::move(call));
+            }
+            auto frame = core_->take_frame_buffer();
+            const auto encoded = append_envelope_frame(frame, core_->encoder(), envelope);
+            core_->submit_call(envelope.id, std::move(frame), encoded, timeout, std::move(call));
+          },
+          token);
+    } else {
+      // A token that may start the call later, or twice (asio::deferred), or returns a future:
+      // the request is serialized now, while the caller surely still holds it.
+      std::vector<std::byte> frame = core_->take_frame_buffer();
+      const auto encoded = append_envelope_frame(frame, core_->encoder(), envelope);
+      return boost::asio::async_initiate<Token, Signature>(
+          [core = core_, id, frame = std::move(frame), encoded, timeout, reply,
+           error_message = options.error_message](auto handler) mutable {
+            using Call = detail::TypedCall<Reply, decltype(handler)>;
+            core->submit_call(id, std::move(frame), encoded, timeout,
+                              Call::make(std::move(handler), reply, error_message));
+          },
+          token);
+    }
   }
 
   void expect_other_thread() const;

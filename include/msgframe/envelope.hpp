@@ -60,6 +60,13 @@ void append_envelope(std::vector<std::byte>& out, const OutgoingEnvelope& envelo
                                                               const FrameEncoder& encoder,
                                                               const OutgoingEnvelope& envelope);
 
+// As append_envelope_frame, with `size` from envelope_size(envelope): for a caller that looks at
+// the size first.
+[[nodiscard]] boost::system::error_code append_envelope_frame(std::vector<std::byte>& out,
+                                                              const FrameEncoder& encoder,
+                                                              const OutgoingEnvelope& envelope,
+                                                              std::size_t size);
+
 // As append_envelope_frame, without the bytes of `envelope.serialized_payload`, which the caller
 // writes right after what was appended (they end the envelope: it has no error). For bytes that
 // are written from where they are, by a gather write.

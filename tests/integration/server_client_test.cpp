@@ -931,6 +931,67 @@ BOOST_AUTO_TEST_CASE(entry_points_on_the_strand_keep_their_order) {
              boost::test_tools::per_element());
 }
 
+// Calls made in a reply's handler are serialized straight into the next write when they are
+// small; a large one, one over the max frame and a deferred one take the general path. All keep
+// the order they were made in, the deferred one carries the request as it was when made, and
+// the refused one completes after async_call returns.
+BOOST_AUTO_TEST_CASE(calls_made_in_a_reply_handler_keep_their_order_whatever_their_path) {
+  std::mutex arrived_mutex;
+  std::vector<std::string> arrived;
+  auto server_options = msgframe::test::loopback_options(1);
+  msgframe::Server server(server_options);
+  server.router().handle<v1::EchoRequest>([&](const v1::EchoRequest& request) {
+    const std::lock_guard lock(arrived_mutex);
+    arrived.push_back(request.payload().substr(0, 12));
+    return msgframe::echo(request);
+  });
+  BOOST_TEST_REQUIRE(!server.start());
+  asio::io_context io(1);
+  msgframe::ClientOptions options;
+  options.executor_is_single_threaded = true;
+  options.max_frame_bytes = 512 * 1024;
+  Client client(io.get_executor(), options);
+  const std::string large = "3 large     " + std::string(200 * 1024, 'x');
+  const std::string too_large = "never sent  " + std::string(600 * 1024, 'x');
+  std::vector<std::string> replies;
+  boost::system::error_code refused;
+  bool returned_before_refusal = false;
+  int answered = 0;
+  const auto record = [&](boost::system::error_code error, v1::EchoResponse reply) {
+    BOOST_TEST(!error, error.message());
+    replies.push_back(reply.payload());
+    if (++answered == 5) io.stop();
+  };
+  client.async_connect("127.0.0.1", server.port(), [&](boost::system::error_code error) {
+    BOOST_TEST_REQUIRE(!error);
+    client.async_call<v1::EchoResponse>(echo_request("1 first"), [&](auto error, auto reply) {
+      record(error, reply);  // on the client's strand, reading replies: the calls below
+      client.async_call<v1::EchoResponse>(echo_request("2 small"), record);
+      client.async_call<v1::EchoResponse>(echo_request(large), record);
+      auto request = echo_request("4 deferred");
+      auto deferred = client.async_call<v1::EchoResponse>(request, asio::deferred);
+      request.set_payload("changed after the call was made");
+      client.async_call<v1::EchoResponse>(
+          echo_request(too_large),
+          [&](boost::system::error_code error, v1::EchoResponse) { refused = error; });
+      returned_before_refusal = !refused;
+      std::move(deferred)(record);
+      client.async_call<v1::EchoResponse>(echo_request("5 small"), record);
+    });
+  });
+  io.run_for(generous);
+  BOOST_TEST_REQUIRE(answered == 5);
+  BOOST_TEST(returned_before_refusal);
+  BOOST_TEST(refused == msgframe::error::frame_too_large);
+  const std::vector<std::string> in_order{"1 first", "2 small", "3 large     ", "4 deferred",
+                                          "5 small"};
+  const std::lock_guard lock(arrived_mutex);
+  BOOST_TEST(arrived == in_order, boost::test_tools::per_element());
+  BOOST_TEST_REQUIRE(replies.size() == 5u);
+  BOOST_TEST(replies[2] == large);
+  BOOST_TEST(replies[3] == "4 deferred");
+}
+
 // Thousands of sessions open at once, each answered: file descriptors permitting (two per
 // session in this one process), else as many as the limit allows, said in the log.
 BOOST_AUTO_TEST_CASE(thousands_of_concurrent_sessions) {

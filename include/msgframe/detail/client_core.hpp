@@ -96,6 +96,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
                    PendingCallPtr&& call);
 
   // Strand only.
+  // Starts a call as submit_call() does, but serializes `envelope` here: a small frame of a call
+  // that can go at once straight into the next write, where it would be copied anyway.
+  void start_call_on_strand(std::uint64_t id, const OutgoingEnvelope& envelope,
+                            std::chrono::milliseconds timeout, PendingCallPtr&& call);
   void connect(std::string host, std::uint16_t port, ConnectHandler done);
   // A one-way request: over TCP when connected, else as a datagram when it fits.
   void send_one_way(std::vector<std::byte> frame);
@@ -135,6 +139,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void lose_tcp(boost::system::error_code reason);
   void set_transport(Transport transport);
   void send(std::vector<std::byte>&& frame);
+  // Flushes at the end of the read whose replies are being handled, or else in a posted flush.
+  void flush_soon();
+  // Counts and tracks a call about to be sent over TCP.
+  void track_tcp_call(std::uint64_t id, Clock::time_point deadline, PendingCallPtr&& call);
   void send_call(std::uint64_t id, std::vector<std::byte>&& frame, Clock::time_point deadline,
                  PendingCallPtr&& call);
   void start_calls_waiting_for_room();

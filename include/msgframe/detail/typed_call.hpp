@@ -5,6 +5,7 @@
 
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -28,6 +29,19 @@ const std::string& type_name_of() {
   static const std::string name = Message::default_instance().GetTypeName();
   return name;
 }
+
+// Whether a completion token starts its operation before the initiating function returns: one
+// whose async_result returns nothing (a handler, asio::detached, a handler bound to an executor)
+// leaves nothing to start it later. A token that returns an operation to start (asio::deferred,
+// asio::use_awaitable) or a future, or whose async_result names no return type, counts as not.
+template <class Token, class Signature, class = void>
+struct starts_at_once : std::false_type {};
+template <class Token, class Signature>
+struct starts_at_once<
+    Token, Signature,
+    std::void_t<typename boost::asio::async_result<std::decay_t<Token>, Signature>::return_type>>
+    : std::is_void<
+          typename boost::asio::async_result<std::decay_t<Token>, Signature>::return_type> {};
 
 // Parses `reply` into `response`; the failure, if it is not a response of that type.
 template <class Response>
