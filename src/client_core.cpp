@@ -350,7 +350,10 @@ void ClientCore::start_call(std::uint64_t id, std::vector<std::byte>&& frame,
   if (!options_.wait_for_room) {
     return finish(std::move(call), msgframe::error::too_many_pending_calls, nullptr);
   }
-  pending_.emplace(id, Waiting{std::move(call), false, std::move(frame), 0, deadline, true});
+  pending_.emplace(id, Waiting{.call = std::move(call),
+                               .frame = std::move(frame),
+                               .deadline = deadline,
+                               .waiting_for_room = true});
   waiting_for_room_.push_back(id);
   track_deadline(deadline, id);
 }
@@ -385,8 +388,11 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte>&& frame,
   ++calls_in_flight_;
   send_datagram(frame);
   const auto resend_at = std::min(deadline, Clock::now() + options_.udp_resend_interval);
-  pending_.emplace(
-      id, Waiting{std::move(call), true, std::move(frame), options_.udp_resends, deadline});
+  pending_.emplace(id, Waiting{.call = std::move(call),
+                               .frame = std::move(frame),
+                               .deadline = deadline,
+                               .resends_left = options_.udp_resends,
+                               .over_udp = true});
   track_deadline(resend_at, id);
 }
 

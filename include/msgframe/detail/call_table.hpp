@@ -79,6 +79,7 @@ class CallTable {
 
   void clear() noexcept {
     slots_.clear();
+    mask_ = 0;
     overflow_.clear();
     size_ = 0;
   }
@@ -92,7 +93,9 @@ class CallTable {
   // After a burst of calls, a table over this size shrinks as it empties.
   static constexpr std::size_t shrink_above_slots = 64;
 
-  std::size_t mask() const noexcept { return slots_.size() - 1; }
+  // Kept, not computed from slots_.size(): that divides by the size of a Slot, which is not a
+  // power of two.
+  std::size_t mask() const noexcept { return mask_; }
 
   void place(std::uint64_t id, Value value) {
     auto& slot = slots_[id & mask()];
@@ -107,6 +110,7 @@ class CallTable {
   void resize(std::size_t slot_count) {
     std::vector<Slot> old_slots(slot_count);
     old_slots.swap(slots_);
+    mask_ = slot_count - 1;
     auto old_overflow = std::move(overflow_);
     overflow_.clear();
     for (auto& slot : old_slots) {
@@ -116,6 +120,7 @@ class CallTable {
   }
 
   std::vector<Slot> slots_;
+  std::size_t mask_ = 0;  // slots_.size() - 1 (0 while empty: find() looks at slots_ first)
   std::unordered_map<std::uint64_t, Value> overflow_;
   std::size_t size_ = 0;
 };
