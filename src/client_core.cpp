@@ -298,6 +298,27 @@ void ClientCore::submit_call(std::uint64_t id, std::vector<std::byte>&& frame,
   });
 }
 
+// The call goes into the table and its deadline into the queue before its frame is queued, and
+// out of the table again if queuing fails: no frame goes out without its call, and no call waits
+// for a frame never sent. Counted once all of that is done.
+template <class QueueFrame>
+void ClientCore::send_tcp_call(std::uint64_t id, Clock::time_point deadline, PendingCallPtr&& call,
+                               QueueFrame&& queue_frame) {
+  auto& waiting = pending_.insert(id);
+  try {
+    track_deadline(deadline, id);
+    queue_frame();
+  } catch (...) {
+    pending_.erase(id);  // its deadline, if queued, finds no call and is dropped
+    throw;
+  }
+  waiting.call = std::move(call);
+  waiting.deadline = deadline;
+  ++counters_.calls_over_tcp;
+  ++tcp_calls_in_flight_;
+  ++calls_in_flight_;
+}
+
 void ClientCore::start_call_on_strand(std::uint64_t id, const OutgoingEnvelope& envelope,
                                       std::chrono::milliseconds timeout, PendingCallPtr&& call) {
   struct Restore {  // as enter(): a completion this causes is posted, never run in the caller
@@ -314,15 +335,16 @@ void ClientCore::start_call_on_strand(std::uint64_t id, const OutgoingEnvelope& 
     const auto encoded = append_envelope_frame(frame, encoder_, envelope, size);
     return begin_call(id, std::move(frame), encoded, timeout, std::move(call));
   }
-  if (!last_queued_coalesces_ || queued_.empty() ||
-      queued_.back().size() + size + max_length_prefix_bytes > max_coalesced_bytes) {
-    queued_.push_back(take_frame_buffer());
-    last_queued_coalesces_ = true;
-  }
-  // Cannot fail: the size is within the limit.
-  (void)append_envelope_frame(queued_.back(), encoder_, envelope, size);
   const auto now = handling_replies_ ? replies_read_at_ : Clock::now();
-  track_tcp_call(id, now + timeout, std::move(call));
+  send_tcp_call(id, now + timeout, std::move(call), [&] {
+    if (!last_queued_coalesces_ || queued_.empty() ||
+        queued_.back().size() + size + max_length_prefix_bytes > max_coalesced_bytes) {
+      queued_.push_back(take_frame_buffer());
+      last_queued_coalesces_ = true;
+    }
+    // Cannot fail but for memory: the size is within the limit.
+    (void)append_envelope_frame(queued_.back(), encoder_, envelope, size);
+  });
   flush_soon();
 }
 
@@ -376,9 +398,7 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte>&& frame,
                            Clock::time_point deadline, PendingCallPtr&& call) {
   if (tcp_connected_) {
     if (server_draining_) return finish(std::move(call), msgframe::error::shutting_down, nullptr);
-    track_tcp_call(id, deadline, std::move(call));
-    send(std::move(frame));
-    return;
+    return send_tcp_call(id, deadline, std::move(call), [&] { send(std::move(frame)); });
   }
   if (!udp_ready_) return finish(std::move(call), msgframe::error::not_connected, nullptr);
   if (frame.size() - frame_prefix_bytes > options_.max_datagram_bytes) {
@@ -394,17 +414,6 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte>&& frame,
                                .resends_left = options_.udp_resends,
                                .over_udp = true});
   track_deadline(resend_at, id);
-}
-
-void ClientCore::track_tcp_call(std::uint64_t id, Clock::time_point deadline,
-                                PendingCallPtr&& call) {
-  ++counters_.calls_over_tcp;
-  ++tcp_calls_in_flight_;
-  ++calls_in_flight_;
-  auto& waiting = pending_.insert(id);
-  waiting.call = std::move(call);
-  waiting.deadline = deadline;
-  track_deadline(deadline, id);
 }
 
 // The frame goes out with the others queued by then: at the end of the read whose replies
@@ -758,6 +767,9 @@ void ClientCore::on_deadline_timer() {
     auto* waiting_call = pending_.find(id);
     if (waiting_call == nullptr) continue;
     auto& waiting = *waiting_call;
+    // The deadline of an earlier start of this id (an asio::deferred call started again after
+    // the first completed): this start's own deadline is later, and queued.
+    if (!waiting.over_udp && now < waiting.deadline) continue;
     if (waiting.over_udp && waiting.resends_left > 0 && now < waiting.deadline) {
       --waiting.resends_left;
       ++counters_.udp_resends;

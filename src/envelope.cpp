@@ -348,6 +348,8 @@ boost::system::error_code append_envelope_frame(std::vector<std::byte>& out,
                                                 const FrameEncoder& encoder,
                                                 const OutgoingEnvelope& envelope,
                                                 std::size_t size) {
+  // A smaller size would have the envelope written past the room made for it.
+  BOOST_ASSERT_MSG(size == envelope_size(envelope), "the size is not the envelope's");
   return append_frame(out, encoder, envelope, true, size);
 }
 

@@ -60,8 +60,9 @@ void append_envelope(std::vector<std::byte>& out, const OutgoingEnvelope& envelo
                                                               const FrameEncoder& encoder,
                                                               const OutgoingEnvelope& envelope);
 
-// As append_envelope_frame, with `size` from envelope_size(envelope): for a caller that looks at
-// the size first.
+// As append_envelope_frame, with `size` from envelope_size(envelope), the envelope and its
+// payload unchanged since: for a caller that looks at the size first. (Checked in debug builds:
+// a smaller size would have the envelope written past the room made for it.)
 [[nodiscard]] boost::system::error_code append_envelope_frame(std::vector<std::byte>& out,
                                                               const FrameEncoder& encoder,
                                                               const OutgoingEnvelope& envelope,

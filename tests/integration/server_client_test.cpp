@@ -347,6 +347,51 @@ BOOST_AUTO_TEST_CASE(coroutine_handlers_reply_when_ready_and_deadlines_fire) {
   BOOST_TEST((order == std::vector<std::string>{"0", "100", "300"}));
 }
 
+// An asio::deferred call started again once the first start completed has the same id: the
+// first start's deadline, still queued, must not time the second one out before its own. (The
+// server answers the first at once and the second after 1.2 s: past the first's 2 s deadline,
+// within the second's.)
+BOOST_AUTO_TEST_CASE(a_deferred_call_started_again_keeps_its_own_deadline) {
+  msgframe::Server server(msgframe::test::loopback_options(1));
+  std::atomic<int> requests = 0;
+  server.handle<v1::EchoRequest>([&](v1::EchoRequest request) -> asio::awaitable<v1::EchoResponse> {
+    if (++requests > 1) {
+      asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(1200));
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+    co_return msgframe::echo(request);
+  });
+  BOOST_TEST_REQUIRE(!server.start());
+  asio::io_context io;
+  Client client(io.get_executor());
+  asio::steady_timer gap(io);
+  auto call = client.async_call<v1::EchoResponse>(
+      echo_request("twice"), msgframe::CallOptions{std::chrono::milliseconds(2000)},
+      asio::deferred);
+  boost::system::error_code first_error = asio::error::would_block;
+  boost::system::error_code second_error = asio::error::would_block;
+  client.async_connect("127.0.0.1", server.port(), [&](boost::system::error_code error) {
+    BOOST_TEST_REQUIRE(!error);
+    auto again = call;
+    std::move(call)([&, again](boost::system::error_code error, v1::EchoResponse) mutable {
+      first_error = error;
+      // The second start 1.2 s later: its reply comes 0.4 s after the first's deadline.
+      gap.expires_after(std::chrono::milliseconds(1200));
+      gap.async_wait([&, again](boost::system::error_code) mutable {
+        std::move(again)([&](boost::system::error_code error, v1::EchoResponse reply) {
+          second_error = error;
+          BOOST_TEST(reply.payload() == "twice");
+          io.stop();
+        });
+      });
+    });
+  });
+  io.run_for(generous);
+  BOOST_TEST(!first_error, first_error.message());
+  BOOST_TEST(!second_error, second_error.message());
+  BOOST_TEST(requests.load() == 2);
+}
+
 BOOST_AUTO_TEST_CASE(calls_fail_cleanly_without_a_connection_or_when_it_dies) {
   Client never_connected;
   boost::system::error_code error;

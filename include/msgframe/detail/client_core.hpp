@@ -141,8 +141,10 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void send(std::vector<std::byte>&& frame);
   // Flushes at the end of the read whose replies are being handled, or else in a posted flush.
   void flush_soon();
-  // Counts and tracks a call about to be sent over TCP.
-  void track_tcp_call(std::uint64_t id, Clock::time_point deadline, PendingCallPtr&& call);
+  // Tracks a call and queues its frame by queue_frame(), for a call going over TCP at once.
+  template <class QueueFrame>
+  void send_tcp_call(std::uint64_t id, Clock::time_point deadline, PendingCallPtr&& call,
+                     QueueFrame&& queue_frame);
   void send_call(std::uint64_t id, std::vector<std::byte>&& frame, Clock::time_point deadline,
                  PendingCallPtr&& call);
   void start_calls_waiting_for_room();
