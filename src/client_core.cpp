@@ -236,7 +236,7 @@ boost::system::error_code ClientCore::open_udp(const udp::endpoint& server) {
 }
 
 void ClientCore::fall_back_to_udp() {
-  ++counters_.fallbacks_to_udp;
+  counters_.fallbacks_to_udp.bump();
   set_transport(Transport::udp);
   schedule_reconnect();
 }
@@ -274,7 +274,7 @@ void ClientCore::schedule_reconnect() {
                             if (generation != self->open_generation_) return;
                             self->connect_timer_.cancel();
                             if (error) return self->schedule_reconnect();
-                            ++self->counters_.tcp_reconnects;
+                            self->counters_.tcp_reconnects.bump();
                             self->on_tcp_connected();
                           });
                         });
@@ -314,7 +314,7 @@ void ClientCore::send_tcp_call(std::uint64_t id, Clock::time_point deadline, Pen
   }
   waiting.call = std::move(call);
   waiting.deadline = deadline;
-  ++counters_.calls_over_tcp;
+  counters_.calls_over_tcp.bump();
   ++tcp_calls_in_flight_;
   ++calls_in_flight_;
 }
@@ -404,7 +404,7 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte>&& frame,
   if (frame.size() - frame_prefix_bytes > options_.max_datagram_bytes) {
     return finish(std::move(call), msgframe::error::frame_too_large, nullptr);
   }
-  ++counters_.calls_over_udp;
+  counters_.calls_over_udp.bump();
   ++calls_in_flight_;
   send_datagram(frame);
   const auto resend_at = std::min(deadline, Clock::now() + options_.udp_resend_interval);
@@ -474,7 +474,7 @@ void ClientCore::flush() {
     boost::system::error_code error;
     if (write_at_once(socket_, send_buffers_, error)) return on_written({});
     if (error) return lose_tcp(msgframe::error::connection_lost);
-    ++counters_.writes_deferred;
+    counters_.writes_deferred.bump();
   }
   writing_ = true;
   asio::async_write(socket_, send_buffers_,
@@ -772,7 +772,7 @@ void ClientCore::on_deadline_timer() {
     if (!waiting.over_udp && now < waiting.deadline) continue;
     if (waiting.over_udp && waiting.resends_left > 0 && now < waiting.deadline) {
       --waiting.resends_left;
-      ++counters_.udp_resends;
+      counters_.udp_resends.bump();
       send_datagram(waiting.frame);  // the same id: the server may answer either copy
       deadlines_.push(std::min(waiting.deadline, now + options_.udp_resend_interval), id);
       continue;

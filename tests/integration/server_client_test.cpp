@@ -814,6 +814,41 @@ BOOST_AUTO_TEST_CASE(one_client_shared_by_several_threads) {
              thread_count * calls_per_thread);
 }
 
+// Ids come from the strand's own blocks for calls made on it and one at a time for the others:
+// chains of calls made in reply handlers, alongside blocking calls from four threads, each get
+// their own reply.
+BOOST_AUTO_TEST_CASE(calls_on_the_strand_and_from_other_threads_at_once_get_their_own_replies) {
+  TestServer server;
+  server.start();
+  Client client;
+  BOOST_TEST_REQUIRE(!client.connect("127.0.0.1", server.port()));
+  constexpr int chains = 8;
+  constexpr int calls_per_chain = 300;
+  std::atomic<int> chained_correct{0};
+  std::atomic<int> chains_done{0};
+  std::promise<void> all_chains_done;
+  std::function<void(int, int)> call_next = [&](int chain, int call) {
+    const std::string text = "chain " + std::to_string(chain) + ":" + std::to_string(call);
+    client.async_call<v1::EchoResponse>(
+        echo_request(text),
+        [&, chain, call, text](boost::system::error_code error, v1::EchoResponse reply) {
+          if (!error && reply.payload() == text) ++chained_correct;
+          if (call + 1 < calls_per_chain && !error) return call_next(chain, call + 1);
+          if (++chains_done == chains) all_chains_done.set_value();
+        });
+  };
+  asio::post(client.get_executor(), [&] {
+    for (int chain = 0; chain < chains; ++chain) call_next(chain, 0);
+  });
+  constexpr int thread_count = 4;
+  constexpr int calls_per_thread = 300;
+  BOOST_TEST(echo_from_threads(client, thread_count, calls_per_thread) ==
+             thread_count * calls_per_thread);
+  BOOST_TEST_REQUIRE(
+      (all_chains_done.get_future().wait_for(generous) == std::future_status::ready));
+  BOOST_TEST(chained_correct.load() == chains * calls_per_chain);
+}
+
 // A client with its own I/O thread, destroyed in one of its completion handlers (so on that
 // thread), must not join the thread it runs on (std::terminate). It closes at once: a call
 // pipelined behind (its reply most likely read with the first) and a call made in the handler

@@ -73,7 +73,17 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   const FrameEncoder& encoder() const noexcept { return encoder_; }
 
   // Any thread.
-  std::uint64_t next_call_id() noexcept { return next_call_id_++; }
+  // On the strand, from a block of ids taken at once: the locked add that takes an id waits for
+  // every store before it to drain (the caller's request, just written: ~6 ns a call).
+  std::uint64_t next_call_id() noexcept {
+    if (!on_strand()) return next_call_id_++;
+    if (strand_ids_left_ == 0) {
+      strand_next_id_ = next_call_id_.fetch_add(strand_id_block);
+      strand_ids_left_ = strand_id_block;
+    }
+    --strand_ids_left_;
+    return strand_next_id_++;
+  }
   // An empty buffer to serialize a frame into: on the strand, one a small sent frame left; else
   // one a large sent frame left, so that a stream of large requests does not allocate (and fault
   // in) a buffer for each; else a new one.
@@ -189,6 +199,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::size_t tcp_calls_in_flight_ = 0;
   std::uint64_t connection_generation_ = 0;  // tells completions of an old connection apart
   std::atomic<std::uint64_t> next_call_id_{1};
+  static constexpr std::uint64_t strand_id_block = 64;
+  std::uint64_t strand_next_id_ = 0;  // the strand's block of ids: the next, and how many are left
+  std::uint64_t strand_ids_left_ = 0;
   std::atomic<bool> tcp_connected_{false};
   std::atomic<bool> udp_ready_{false};
   std::unique_ptr<Tls> tls_;         // null without TLS
@@ -217,13 +230,25 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   std::atomic<std::size_t> frame_pool_size_{0};  // frame_pool_'s size, to skip the lock if empty
   std::deque<std::uint64_t> waiting_for_room_;   // in pending_ (unless timed out), oldest first
 
+  // Counted on the strand, read by stats() on any thread: a plain load and store, not a locked
+  // add, which waits for every store before it to drain (a call's frame, just written: ~7 ns).
+  class StrandCounter {
+   public:
+    void bump() noexcept {
+      value_.store(value_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    operator std::uint64_t() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+   private:
+    std::atomic<std::uint64_t> value_{0};
+  };
   struct Counters {
-    std::atomic<std::uint64_t> calls_over_tcp{0};
-    std::atomic<std::uint64_t> calls_over_udp{0};
-    std::atomic<std::uint64_t> udp_resends{0};
-    std::atomic<std::uint64_t> fallbacks_to_udp{0};
-    std::atomic<std::uint64_t> tcp_reconnects{0};
-    std::atomic<std::uint64_t> writes_deferred{0};
+    StrandCounter calls_over_tcp;
+    StrandCounter calls_over_udp;
+    StrandCounter udp_resends;
+    StrandCounter fallbacks_to_udp;
+    StrandCounter tcp_reconnects;
+    StrandCounter writes_deferred;
   } counters_;
 
   const ClientOptions options_;
