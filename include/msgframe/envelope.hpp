@@ -38,12 +38,27 @@ boost::system::error_code parse_envelope(std::span<const std::byte> body, Envelo
 // An envelope to send. `payload` (may be null) is serialized straight into the outgoing buffer;
 // or, when it is null, `serialized_payload` holds the payload message's wire bytes.
 struct OutgoingEnvelope {
-  std::uint64_t id = 0;
-  v1::Kind kind = v1::KIND_REQUEST;
+  // Built member by member, not as an aggregate: brace-initializing one zeroes the padding after
+  // `kind` too, with 16-byte stores off the members' alignment, and reading `error` back soon
+  // after straddles two of them, which stalls the load until both are written (~4 ns a call).
+  OutgoingEnvelope(std::uint64_t id_ = 0, v1::Kind kind_ = v1::KIND_REQUEST,
+                   std::string_view type_ = {},
+                   const google::protobuf::MessageLite* payload_ = nullptr,
+                   const v1::Error* error_ = nullptr,
+                   std::span<const std::byte> serialized_payload_ = {}) noexcept
+      : id(id_),
+        kind(kind_),
+        type(type_),
+        payload(payload_),
+        error(error_),
+        serialized_payload(serialized_payload_) {}
+
+  std::uint64_t id;
+  v1::Kind kind;
   std::string_view type;  // the payload's full name; empty for ERROR envelopes
-  const google::protobuf::MessageLite* payload = nullptr;
-  const v1::Error* error = nullptr;
-  std::span<const std::byte> serialized_payload = {};
+  const google::protobuf::MessageLite* payload;
+  const v1::Error* error;
+  std::span<const std::byte> serialized_payload;
 };
 
 // The serialized size of the envelope (its frame body). Computes and caches the payload's size,
