@@ -4,6 +4,7 @@
 // either) with a replaced global operator new, not timed.
 #define BOOST_TEST_MODULE client_allocation
 #include <atomic>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
 #include <string>
@@ -82,6 +83,36 @@ class EchoChains {
   std::size_t correct_ = 0;
 };
 
+// Counts what it allocates: a handler's own allocator, which a call must use.
+template <class T>
+struct CountingAllocator {
+  using value_type = T;
+  explicit CountingAllocator(std::size_t& count) : count(&count) {}
+  template <class U>
+  CountingAllocator(const CountingAllocator<U>& other) : count(other.count) {}
+  T* allocate(std::size_t n) {
+    ++*count;
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* pointer, std::size_t n) { std::allocator<T>().deallocate(pointer, n); }
+  template <class U>
+  bool operator==(const CountingAllocator<U>& other) const {
+    return count == other.count;
+  }
+  std::size_t* count;
+};
+
+// Connects `client`, running `io` until it has.
+bool connect(asio::io_context& io, msgframe::Client& client, std::uint16_t port) {
+  bool connected = false;
+  client.async_connect("127.0.0.1", port, [&](boost::system::error_code error) {
+    connected = !error;
+    io.stop();
+  });
+  io.run_for(generous);
+  return connected;
+}
+
 // Allocations while `counted_calls` calls run, after `warm_up_calls` have grown every buffer.
 std::size_t allocations_per_thousand_calls(bool by_value) {
   msgframe::test::TestServer server(msgframe::test::loopback_options(1));
@@ -90,13 +121,7 @@ std::size_t allocations_per_thousand_calls(bool by_value) {
   msgframe::ClientOptions options;
   options.executor_is_single_threaded = true;
   msgframe::Client client(io.get_executor(), options);
-  bool connected = false;
-  client.async_connect("127.0.0.1", server.port(), [&](boost::system::error_code error) {
-    connected = !error;
-    io.stop();
-  });
-  io.run_for(generous);
-  BOOST_TEST_REQUIRE(connected);
+  BOOST_TEST_REQUIRE(connect(io, client, server.port()));
 
   EchoChains echo(io, client, by_value);
   BOOST_TEST_REQUIRE(echo.run(warm_up_calls) == warm_up_calls);
@@ -120,4 +145,34 @@ BOOST_AUTO_TEST_CASE(calls_into_reused_messages_allocate_nothing_in_the_steady_s
 // protobuf 3.21 the std::string object holding it).
 BOOST_AUTO_TEST_CASE(replies_by_value_allocate_their_strings) {
   BOOST_TEST(allocations_per_thousand_calls(true) >= 1000u);
+}
+
+// A handler bound to an allocator of its own (asio::bind_allocator) has its call's state allocated
+// by it, not kept among the client's default blocks.
+BOOST_AUTO_TEST_CASE(a_handlers_own_allocator_holds_its_call) {
+  msgframe::test::TestServer server(msgframe::test::loopback_options(1));
+  server.start();
+  asio::io_context io(1);
+  msgframe::Client client(io.get_executor());
+  BOOST_TEST_REQUIRE(connect(io, client, server.port()));
+
+  std::size_t allocated_by_handler = 0;
+  v1::EchoRequest request;
+  request.set_payload(payload);
+  v1::EchoResponse reply;
+  constexpr int calls = 3;
+  int answered = 0;
+  for (int call = 0; call < calls; ++call) {
+    client.async_call_into(request, reply,
+                           asio::bind_allocator(CountingAllocator<void>(allocated_by_handler),
+                                                [&](boost::system::error_code error) {
+                                                  answered +=
+                                                      !error && reply.payload() == payload ? 1 : 0;
+                                                  if (answered == calls) io.stop();
+                                                }));
+  }
+  io.restart();
+  io.run_for(generous);
+  BOOST_TEST(answered == calls);
+  BOOST_TEST(allocated_by_handler >= static_cast<std::size_t>(calls));
 }

@@ -11,12 +11,12 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
-#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/system_executor.hpp>
 #include <memory>
 #include <string>
 #include <type_traits>
 
+#include "msgframe/detail/call_memory.hpp"
 #include "msgframe/detail/client_core.hpp"
 
 namespace msgframe::detail {
@@ -99,15 +99,15 @@ struct ReplyInto {
 };
 
 // Lives from the call's start to its completion, in memory from the handler's allocator (by
-// default Asio's per-thread recycling cache: no malloc per call). A handler without an executor
-// of its own (or bound to the system executor, which runs anything anywhere) runs on the client's
-// strand, where replies are read: then it is called directly, and nothing is copied for it. Any
-// other executor (a coroutine's, say) is kept busy until the handler is dispatched to it.
+// default CallAllocator, the block the thread freed last: no malloc per call). A handler without an
+// executor of its own (or bound to the system executor, which runs anything anywhere) runs on the
+// client's strand, where replies are read: then it is called directly, and nothing is copied for
+// it. Any other executor (a coroutine's, say) is kept busy until the handler is dispatched to it.
 template <class Reply, class Handler>
 class TypedCall final : public PendingCall {
   using Executor = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
   using Allocator = typename std::allocator_traits<boost::asio::associated_allocator_t<
-      Handler, boost::asio::recycling_allocator<void>>>::template rebind_alloc<TypedCall>;
+      Handler, CallAllocator<void>>>::template rebind_alloc<TypedCall>;
   static constexpr bool runs_on_client_strand =
       std::is_same_v<Executor, boost::asio::system_executor>;
   struct NoWork {};
@@ -195,8 +195,7 @@ class TypedCall final : public PendingCall {
   }
 
   static Allocator allocator_of(const Handler& handler) {
-    return Allocator(
-        boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>()));
+    return Allocator(boost::asio::get_associated_allocator(handler, CallAllocator<void>()));
   }
 
   static Work work_for(const Handler& handler) {
