@@ -8,6 +8,7 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
 
+#include "envelope_frame.hpp"
 #include "msgframe/v1/lifecycle.pb.h"
 #include "tls_context.hpp"
 #include "write_at_once.hpp"
@@ -336,16 +337,33 @@ void ClientCore::start_call_on_strand(std::uint64_t id, const OutgoingEnvelope& 
     return begin_call(id, std::move(frame), encoded, timeout, std::move(call));
   }
   const auto now = handling_replies_ ? replies_read_at_ : Clock::now();
-  send_tcp_call(id, now + timeout, std::move(call), [&] {
-    if (!last_queued_coalesces_ || queued_.empty() ||
-        queued_.back().size() + size + max_length_prefix_bytes > max_coalesced_bytes) {
-      queued_.push_back(take_frame_buffer());
-      last_queued_coalesces_ = true;
-    }
-    // Cannot fail but for memory: the size is within the limit.
-    (void)append_envelope_frame(queued_.back(), encoder_, envelope, size);
-  });
+  send_tcp_call(id, now + timeout, std::move(call), [&] { coalesce_call(envelope, size); });
   flush_soon();
+}
+
+// Writes the frame of a call into queued_.back(), or a new buffer when that one is full. Room is
+// made for many frames at once: growing the buffer for each would zero each frame's bytes first.
+void ClientCore::coalesce_call(const OutgoingEnvelope& envelope, std::size_t size) {
+  const std::size_t room = max_length_prefix_bytes + size;
+  if (!last_queued_coalesces_ || coalesced_bytes_ + room > max_coalesced_bytes) {
+    seal_coalesced();
+    queued_.push_back(take_frame_buffer());
+    last_queued_coalesces_ = true;
+    coalesced_bytes_ = 0;
+  }
+  auto& buffer = queued_.back();
+  if (buffer.size() < coalesced_bytes_ + room) {
+    buffer.resize(
+        std::max(coalesced_bytes_ + room, std::min(buffer.capacity(), max_coalesced_bytes)));
+  }
+  coalesced_bytes_ +=
+      write_envelope_frame(buffer.data() + coalesced_bytes_, encoder_, envelope, size);
+}
+
+// queued_.back() holds its frames alone again, without the room made ahead: before it is written,
+// or appended to whole.
+void ClientCore::seal_coalesced() {
+  if (last_queued_coalesces_) queued_.back().resize(coalesced_bytes_);
 }
 
 void ClientCore::begin_call(std::uint64_t id, std::vector<std::byte>&& frame,
@@ -421,14 +439,15 @@ void ClientCore::send_call(std::uint64_t id, std::vector<std::byte>&& frame,
 void ClientCore::send(std::vector<std::byte>&& frame) {
   if (!tcp_connected_) return;
   const bool small = frame.capacity() < min_pooled_frame_bytes;
-  if (small && last_queued_coalesces_ && !queued_.empty() &&
-      queued_.back().size() + frame.size() <= max_coalesced_bytes) {
+  seal_coalesced();
+  if (small && last_queued_coalesces_ && coalesced_bytes_ + frame.size() <= max_coalesced_bytes) {
     queued_.back().insert(queued_.back().end(), frame.begin(), frame.end());
     keep_small_buffer(std::move(frame));
   } else {
     queued_.push_back(std::move(frame));
     last_queued_coalesces_ = small;
   }
+  coalesced_bytes_ = queued_.back().size();
   flush_soon();
 }
 
@@ -465,6 +484,7 @@ void ClientCore::subscribe(std::string type,
 // queued meanwhile go out in the next write.
 void ClientCore::flush() {
   if (writing_ || queued_.empty() || !tcp_connected_) return;
+  seal_coalesced();
   std::swap(queued_, sending_);
   last_queued_coalesces_ = false;
   if (tls_) return write_tls();

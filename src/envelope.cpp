@@ -1,6 +1,8 @@
 // Hand-written Envelope wire format, so that payloads are serialized in place and read as views.
 #include "msgframe/envelope.hpp"
 
+#include "envelope_frame.hpp"
+
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 
@@ -289,10 +291,15 @@ void write_envelope(const OutgoingEnvelope& envelope, bool with_serialized_paylo
     target += envelope.type.size();
   }
   // Sizes were cached by envelope_size(): serialize without measuring again.
-  if (envelope.payload != nullptr && envelope.payload->GetCachedSize() > 0) {
-    target = write_length_delimited_header(
-        payload_field, static_cast<std::size_t>(envelope.payload->GetCachedSize()), target);
-    target = envelope.payload->SerializeWithCachedSizesToArray(target);
+  if (envelope.payload != nullptr) {
+    if (const int payload_size = envelope.payload->GetCachedSize(); payload_size > 0) {
+      // As protobuf's generated code writes a message field: no size asked again, no check of
+      // the default for deterministic output (an envelope's payload never needs it).
+      google::protobuf::io::EpsCopyOutputStream stream(
+          target, static_cast<int>(length_delimited_size(payload_field, payload_size)), false);
+      target = WireFormatLite::InternalWriteMessage(payload_field, *envelope.payload, payload_size,
+                                                    target, &stream);
+    }
   } else if (envelope.payload == nullptr && !envelope.serialized_payload.empty()) {
     const auto bytes = envelope.serialized_payload;
     target = write_length_delimited_header(payload_field, bytes.size(), target);
@@ -308,6 +315,18 @@ void write_envelope(const OutgoingEnvelope& envelope, bool with_serialized_paylo
   }
 }
 
+// Writes the prefix of a body of `size` bytes at `out`, then the envelope but for the bytes of its
+// serialized_payload when `with_serialized_payload` is false; the prefix's bytes.
+std::size_t write_frame(std::byte* out, const FrameEncoder& encoder,
+                        const OutgoingEnvelope& envelope, bool with_serialized_payload,
+                        std::size_t size) {
+  const std::size_t prefix_bytes = encoder.write_prefix(
+      size, std::span<std::byte, max_length_prefix_bytes>(out, max_length_prefix_bytes));
+  write_envelope(envelope, with_serialized_payload,
+                 reinterpret_cast<std::uint8_t*>(out + prefix_bytes));
+  return prefix_bytes;
+}
+
 // Appends the frame of `envelope`: its prefix, then the envelope but for the bytes of its
 // serialized_payload when `with_serialized_payload` is false.
 boost::system::error_code append_frame(std::vector<std::byte>& out, const FrameEncoder& encoder,
@@ -320,16 +339,19 @@ boost::system::error_code append_frame(std::vector<std::byte>& out, const FrameE
       size - (with_serialized_payload ? 0 : envelope.serialized_payload.size());
   const std::size_t start = out.size();
   out.resize(start + max_length_prefix_bytes + written);
-  const std::size_t prefix_bytes = encoder.write_prefix(
-      size,
-      std::span<std::byte, max_length_prefix_bytes>(out.data() + start, max_length_prefix_bytes));
-  write_envelope(envelope, with_serialized_payload,
-                 reinterpret_cast<std::uint8_t*>(out.data() + start + prefix_bytes));
+  const std::size_t prefix_bytes =
+      write_frame(out.data() + start, encoder, envelope, with_serialized_payload, size);
   out.resize(start + prefix_bytes + written);
   return {};
 }
 
 }  // namespace
+
+std::size_t write_envelope_frame(std::byte* out, const FrameEncoder& encoder,
+                                 const OutgoingEnvelope& envelope, std::size_t size) {
+  BOOST_ASSERT_MSG(size == envelope_size(envelope), "the size is not the envelope's");
+  return write_frame(out, encoder, envelope, true, size) + size;
+}
 
 void append_envelope(std::vector<std::byte>& out, const OutgoingEnvelope& envelope,
                      std::size_t size) {

@@ -161,6 +161,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 
   void read();
   void read_into_buffer();
+  void coalesce_call(const OutgoingEnvelope& envelope, std::size_t size);
+  void seal_coalesced();
   void on_read(const boost::system::error_code& error, std::size_t bytes);
   void receive_datagram();
   void on_envelope(const EnvelopeView& envelope);
@@ -212,8 +214,11 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   bool handling_replies_ = false;    // inside on_read's loop: flush once at its end
   bool inside_entry_point_ = false;  // inside enter() on the strand: completions are posted
   bool last_queued_coalesces_ = false;  // small frames may be appended to queued_.back()
-  bool waiting_readable_ = false;       // no read holds the read buffer
-  bool trim_read_buffer_due_ = false;   // the next read's end frees the read buffer if empty
+  // While last_queued_coalesces_, the bytes of queued_.back() that hold frames; past them, room
+  // made ahead (see coalesce_call).
+  std::size_t coalesced_bytes_ = 0;
+  bool waiting_readable_ = false;      // no read holds the read buffer
+  bool trim_read_buffer_due_ = false;  // the next read's end frees the read buffer if empty
   // The server said it is shutting down: no new calls on this connection, which closes once the
   // calls on it are answered.
   bool server_draining_ = false;
