@@ -568,6 +568,10 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
   // loop, not one write for the first and another for the rest.
   handling_replies_ = true;
   replies_read_at_ = Clock::now();
+  struct RestoreReplying {  // also when a handler throws
+    const ClientCore* before;
+    ~RestoreReplying() { replying_core = before; }
+  } restore_replying{std::exchange(replying_core, this)};
   // A client destroyed in a completion closes at once: the rest of the read is left unread.
   EnvelopeView envelope;  // built once per read (88 bytes zeroed), reset by each parse
   while (tcp_connected_) {

@@ -849,6 +849,52 @@ BOOST_AUTO_TEST_CASE(calls_on_the_strand_and_from_other_threads_at_once_get_thei
   BOOST_TEST(chained_correct.load() == chains * calls_per_chain);
 }
 
+// A reply's handler of one client calling another: the call is made on the first client's
+// strand, which is not the second's (each has a strand of its own over a pool of two threads),
+// so it must take the way of calls from elsewhere. Each handler runs on its own client's strand.
+BOOST_AUTO_TEST_CASE(a_reply_handler_calling_another_client_is_off_that_clients_strand) {
+  TestServer server;
+  server.start();
+  asio::thread_pool pool(2);
+  Client first(pool.get_executor());
+  Client second(pool.get_executor());
+  BOOST_TEST_REQUIRE(!first.connect("127.0.0.1", server.port()));
+  BOOST_TEST_REQUIRE(!second.connect("127.0.0.1", server.port()));
+  constexpr int chains = 4;
+  constexpr int round_trips = 200;  // each a call on the first client, then one on the second
+  std::atomic<int> correct{0};
+  std::atomic<int> on_wrong_strand{0};
+  std::atomic<int> chains_done{0};
+  std::promise<void> all_done;
+  const auto finish_chain = [&] {
+    if (++chains_done == chains) all_done.set_value();
+  };
+  // A call on the first client (`on_first`) or the second; its handler makes the next one.
+  std::function<void(int, int, bool)> call = [&](int chain, int trip, bool on_first) {
+    Client* client = on_first ? &first : &second;
+    const Client* other = on_first ? &second : &first;
+    const std::string text = std::string(on_first ? "first " : "second ") + std::to_string(chain) +
+                             ":" + std::to_string(trip);
+    client->async_call<v1::EchoResponse>(
+        echo_request(text), [&, client, other, chain, trip, on_first, text](
+                                boost::system::error_code error, v1::EchoResponse reply) {
+          if (!running_on_strand_of(*client) || running_on_strand_of(*other)) ++on_wrong_strand;
+          if (!error && reply.payload() == text) ++correct;
+          if (error) return finish_chain();
+          if (on_first) return call(chain, trip, false);
+          if (trip + 1 < round_trips) return call(chain, trip + 1, true);
+          finish_chain();
+        });
+  };
+  for (int chain = 0; chain < chains; ++chain) call(chain, 0, true);
+  BOOST_TEST_REQUIRE((all_done.get_future().wait_for(generous) == std::future_status::ready));
+  BOOST_TEST(correct.load() == 2 * chains * round_trips);
+  BOOST_TEST(on_wrong_strand.load() == 0);
+  first.close();
+  second.close();
+  pool.join();
+}
+
 // A client with its own I/O thread, destroyed in one of its completion handlers (so on that
 // thread), must not join the thread it runs on (std::terminate). It closes at once: a call
 // pipelined behind (its reply most likely read with the first) and a call made in the handler
