@@ -15,7 +15,7 @@ struct SpareBlock {
   SpareBlock(const SpareBlock&) = delete;
   SpareBlock& operator=(const SpareBlock&) = delete;
   ~SpareBlock() {
-    if (bytes != 0) ::operator delete(block, bytes);
+    if (bytes != 0) ::operator delete(block);
   }
 };
 inline thread_local SpareBlock spare_call_block;
@@ -40,7 +40,7 @@ struct SpareCallBlock {
       spare.bytes = bytes;
       return;
     }
-    ::operator delete(block, bytes);
+    ::operator delete(block);
   }
 };
 
