@@ -46,6 +46,8 @@ constexpr std::size_t max_pooled_frames = 16;
 // buffers go back to the strand's small pool, which take_frame_buffer() hands out on the
 // strand, so that calls started there (from other calls' completions) allocate nothing.
 constexpr std::size_t max_coalesced_bytes = 8 * 1024;
+// The room coalesce_call() makes ahead in that buffer at a time.
+constexpr std::size_t coalesced_room_bytes = 1024;
 constexpr std::size_t max_small_buffers = 4;
 constexpr std::size_t max_small_pool_bytes = 16 * 1024;
 
@@ -353,8 +355,11 @@ void ClientCore::coalesce_call(const OutgoingEnvelope& envelope, std::size_t siz
   }
   auto& buffer = queued_.back();
   if (buffer.size() < coalesced_bytes_ + room) {
-    buffer.resize(
-        std::max(coalesced_bytes_ + room, std::min(buffer.capacity(), max_coalesced_bytes)));
+    // Ahead by about ten small frames, within the memory the buffer has: a write of one frame
+    // zeroes little more than the frame, and a buffer grows only for frames.
+    buffer.resize(std::max(
+        coalesced_bytes_ + room,
+        std::min({buffer.capacity(), buffer.size() + coalesced_room_bytes, max_coalesced_bytes})));
   }
   coalesced_bytes_ +=
       write_envelope_frame(buffer.data() + coalesced_bytes_, encoder_, envelope, size);

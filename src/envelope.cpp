@@ -293,10 +293,10 @@ void write_envelope(const OutgoingEnvelope& envelope, bool with_serialized_paylo
   // Sizes were cached by envelope_size(): serialize without measuring again.
   if (envelope.payload != nullptr) {
     if (const int payload_size = envelope.payload->GetCachedSize(); payload_size > 0) {
-      // As protobuf's generated code writes a message field: no size asked again, no check of
-      // the default for deterministic output (an envelope's payload never needs it).
+      // As protobuf's generated code writes a message field: its size not asked for again.
       google::protobuf::io::EpsCopyOutputStream stream(
-          target, static_cast<int>(length_delimited_size(payload_field, payload_size)), false);
+          target, static_cast<int>(length_delimited_size(payload_field, payload_size)),
+          CodedOutputStream::IsDefaultSerializationDeterministic());
       target = WireFormatLite::InternalWriteMessage(payload_field, *envelope.payload, payload_size,
                                                     target, &stream);
     }

@@ -852,6 +852,8 @@ BOOST_AUTO_TEST_CASE(calls_on_the_strand_and_from_other_threads_at_once_get_thei
 // A reply's handler of one client calling another: the call is made on the first client's
 // strand, which is not the second's (each has a strand of its own over a pool of two threads),
 // so it must take the way of calls from elsewhere. Each handler runs on its own client's strand.
+// A call that took the strand's way there would race with the second client's strand: the
+// ThreadSanitizer build, which runs this test, reports it.
 BOOST_AUTO_TEST_CASE(a_reply_handler_calling_another_client_is_off_that_clients_strand) {
   TestServer server;
   server.start();
