@@ -83,10 +83,18 @@ bool payload_matches(const char* data, std::size_t bytes, std::uint64_t sequence
   } else if (std::memcmp(data, &sequence, stamped) != 0) {
     return false;
   }
-  for (std::size_t index = stamped; index < bytes; ++index) {
-    if (data[index] != 'm') return false;
+  // Differences gathered without a branch, eight bytes at a time: a loop that returns at the
+  // first wrong byte is not vectorised, and cost both load clients ~15 ns a 64-byte reply.
+  constexpr std::uint64_t filler_word = 0x0101010101010101ULL * static_cast<unsigned char>('m');
+  std::uint64_t difference = 0;
+  std::size_t index = stamped;
+  for (; index + sizeof filler_word <= bytes; index += sizeof filler_word) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, data + index, sizeof word);
+    difference |= word ^ filler_word;
   }
-  return true;
+  for (; index < bytes; ++index) difference |= static_cast<unsigned char>(data[index]) ^ 'm';
+  return difference == 0;
 }
 
 }  // namespace bench
