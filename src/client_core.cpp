@@ -84,7 +84,6 @@ ClientCore::ClientCore(const asio::any_io_executor& executor, const ClientOption
       connect_timer_(strand_.executor()),
       reconnect_timer_(strand_.executor()),
       trim_timer_(strand_.executor()),
-      datagram_(options.max_datagram_bytes + 1),
       backoff_(options.reconnect_backoff_min) {}
 
 ClientCore::~ClientCore() = default;
@@ -233,6 +232,8 @@ boost::system::error_code ClientCore::open_udp(const udp::endpoint& server) {
   if (udp_socket_.open(server.protocol(), error) || udp_socket_.connect(server, error)) {
     return error;
   }
+  // Sized here, once, not with the client: a TCP client never touches 64 KiB for UDP.
+  if (datagram_.empty()) datagram_.resize(options_.max_datagram_bytes + 1);
   udp_ready_ = true;
   receive_datagram();
   return {};

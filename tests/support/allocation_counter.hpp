@@ -11,6 +11,9 @@
 
 namespace msgframe::test {
 inline std::atomic<std::size_t> allocations{0};
+// The bytes this thread asked for: what a client run on the test's own thread allocates, apart
+// from a server's threads in the same process.
+inline thread_local std::size_t thread_allocated_bytes = 0;
 }  // namespace msgframe::test
 
 // GCC sees the replaced operator new's malloc and, inlined into std::allocator, takes the free
@@ -21,6 +24,7 @@ inline std::atomic<std::size_t> allocations{0};
 
 void* operator new(std::size_t size) {
   ++msgframe::test::allocations;
+  msgframe::test::thread_allocated_bytes += size;
   if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
   throw std::bad_alloc();
 }
@@ -30,5 +34,6 @@ void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
 // Counted, then served by memalign(), whose memory free() frees.
 extern "C" void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
   ++msgframe::test::allocations;
+  msgframe::test::thread_allocated_bytes += size;
   return memalign(alignment, size);
 }

@@ -270,7 +270,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer reconnect_timer_;
   boost::asio::steady_timer trim_timer_;  // armed only while a buffer is over the retained size
-  std::vector<std::byte> datagram_;       // receive buffer, one byte over the limit
+  std::vector<std::byte> datagram_;       // receive buffer, one byte over the limit (UDP only)
   std::vector<boost::asio::ip::tcp::endpoint> server_endpoints_;
   // Large buffers of sent frames for take_frame_buffer(): at most max_pooled_frames, and in all
   // retained_buffer_bytes or a single buffer of any size (trimmed to that once traffic is quiet).
