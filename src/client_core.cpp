@@ -7,6 +7,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
+#include <exception>
 
 #include "envelope_frame.hpp"
 #include "msgframe/v1/lifecycle.pb.h"
@@ -50,6 +51,25 @@ constexpr std::size_t max_coalesced_bytes = 8 * 1024;
 constexpr std::size_t coalesced_room_bytes = 1024;
 constexpr std::size_t max_small_buffers = 4;
 constexpr std::size_t max_small_pool_bytes = 16 * 1024;
+
+// Runs `resume` when the scope it guards is left by an exception. A completion handler that
+// throws leaves through io_context::run(), as an Asio handler's exception does; what the client
+// was doing around it (the rest of a read's replies and the next read, the next datagram, the
+// other expired deadlines) goes on when run() is called again.
+template <class Resume>
+class ResumeIfThrown {
+ public:
+  explicit ResumeIfThrown(Resume resume) : resume_(std::move(resume)) {}
+  ResumeIfThrown(const ResumeIfThrown&) = delete;
+  ResumeIfThrown& operator=(const ResumeIfThrown&) = delete;
+  ~ResumeIfThrown() {
+    if (std::uncaught_exceptions() > exceptions_) resume_();
+  }
+
+ private:
+  Resume resume_;
+  int exceptions_ = std::uncaught_exceptions();
+};
 
 // Deadlines of answered calls the queue may hold beyond the calls in flight (see complete()).
 constexpr std::size_t deadline_slack = 8;
@@ -578,6 +598,13 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
     const ClientCore* before;
     ~RestoreReplying() { replying_core = before; }
   } restore_replying{std::exchange(replying_core, this)};
+  const ResumeIfThrown resume([this] {
+    handling_replies_ = false;
+    asio::post(strand_.executor(),
+               [self = shared_from_this(), generation = connection_generation_] {
+                 if (generation == self->connection_generation_) self->on_read({}, 0);
+               });
+  });
   // A client destroyed in a completion closes at once: the rest of the read is left unread.
   EnvelopeView envelope;  // built once per read (88 bytes zeroed), reset by each parse
   while (tcp_connected_) {
@@ -610,6 +637,7 @@ void ClientCore::receive_datagram() {
         }
         // Refused (no one at the server's UDP port) or a datagram over the limit: the calls resend
         // or time out; keep listening.
+        const ResumeIfThrown resume([&self] { self->receive_datagram(); });
         EnvelopeView envelope;
         if (!error && bytes <= self->options_.max_datagram_bytes &&
             !parse_envelope(std::span(self->datagram_).first(bytes), envelope)) {
@@ -790,6 +818,9 @@ void ClientCore::arm_deadline_timer() {
 
 void ClientCore::on_deadline_timer() {
   armed_for_ = Clock::time_point::max();
+  const ResumeIfThrown resume([this] {
+    asio::post(strand_.executor(), [self = shared_from_this()] { self->on_deadline_timer(); });
+  });
   const auto now = Clock::now();
   while (!deadlines_.empty() && deadlines_.top().first <= now) {
     const auto id = deadlines_.top().second;

@@ -102,17 +102,6 @@ struct CountingAllocator {
   std::size_t* count;
 };
 
-// Connects `client`, running `io` until it has.
-bool connect(asio::io_context& io, msgframe::Client& client, std::uint16_t port) {
-  bool connected = false;
-  client.async_connect("127.0.0.1", port, [&](boost::system::error_code error) {
-    connected = !error;
-    io.stop();
-  });
-  io.run_for(generous);
-  return connected;
-}
-
 // Allocations while `counted_calls` calls run, after `warm_up_calls` have grown every buffer.
 std::size_t allocations_per_thousand_calls(bool by_value) {
   msgframe::test::TestServer server(msgframe::test::loopback_options(1));
@@ -121,7 +110,7 @@ std::size_t allocations_per_thousand_calls(bool by_value) {
   msgframe::ClientOptions options;
   options.executor_is_single_threaded = true;
   msgframe::Client client(io.get_executor(), options);
-  BOOST_TEST_REQUIRE(connect(io, client, server.port()));
+  BOOST_TEST_REQUIRE(msgframe::test::connect_on(io, client, server.port()));
 
   EchoChains echo(io, client, by_value);
   BOOST_TEST_REQUIRE(echo.run(warm_up_calls) == warm_up_calls);
@@ -154,7 +143,7 @@ BOOST_AUTO_TEST_CASE(a_handlers_own_allocator_holds_its_call) {
   server.start();
   asio::io_context io(1);
   msgframe::Client client(io.get_executor());
-  BOOST_TEST_REQUIRE(connect(io, client, server.port()));
+  BOOST_TEST_REQUIRE(msgframe::test::connect_on(io, client, server.port()));
 
   std::size_t allocated_by_handler = 0;
   v1::EchoRequest request;
@@ -189,7 +178,7 @@ std::size_t bytes_for_a_client_over(msgframe::Transport transport) {
     options.executor_is_single_threaded = true;
     options.read_bytes = 4096;
     msgframe::Client client(io.get_executor(), options);
-    BOOST_TEST_REQUIRE(connect(io, client, server.port()));
+    BOOST_TEST_REQUIRE(msgframe::test::connect_on(io, client, server.port()));
     v1::EchoRequest request;
     request.set_payload(payload);
     bool answered = false;

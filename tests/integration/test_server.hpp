@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "msgframe/client.hpp"
 #include "msgframe/echo_service.hpp"
 #include "msgframe/server.hpp"
 #include "msgframe/time_service.hpp"
@@ -54,6 +56,18 @@ class TestServer {
 
   Server server;
 };
+
+// Connects `client`, whose executor is `io`'s, running `io` until it has; whether it did.
+inline bool connect_on(boost::asio::io_context& io, Client& client, std::uint16_t port) {
+  bool connected = false;
+  client.async_connect("127.0.0.1", port, [&](boost::system::error_code error) {
+    connected = !error;
+    io.stop();
+  });
+  io.restart();
+  io.run_for(generous);
+  return connected;
+}
 
 // Options whose log sets `timed_out` when stop() runs out of drain_timeout (60 s here): a
 // test that expects sessions to close by themselves checks that it stays false.
