@@ -52,24 +52,19 @@ constexpr std::size_t coalesced_room_bytes = 1024;
 constexpr std::size_t max_small_buffers = 4;
 constexpr std::size_t max_small_pool_bytes = 16 * 1024;
 
-// Runs `resume` when the scope it guards is left by an exception. A completion handler that
-// throws leaves through io_context::run(), as an Asio handler's exception does; what the client
-// was doing around it (the rest of a read's replies and the next read, the next datagram, the
-// other expired deadlines) goes on when run() is called again.
-template <class Resume>
-class ResumeIfThrown {
- public:
-  explicit ResumeIfThrown(Resume resume) : resume_(std::move(resume)) {}
-  ResumeIfThrown(const ResumeIfThrown&) = delete;
-  ResumeIfThrown& operator=(const ResumeIfThrown&) = delete;
-  ~ResumeIfThrown() {
-    if (std::uncaught_exceptions() > exceptions_) resume_();
+// Runs user code (a completion handler, an event handler, a callback) inside the client's own
+// work. An exception it throws is thrown again from a step posted to `executor`: it still leaves
+// io_context::run(), as one from any handler does, but only once the work around it is done (the
+// rest of a read's replies and the next read, the other calls of a lost connection and the
+// reconnect, a close), so that the client goes on when run() is called again.
+template <class Executor, class UserCode>
+void run_user_code(const Executor& executor, UserCode&& code) {
+  try {
+    std::forward<UserCode>(code)();
+  } catch (...) {
+    asio::post(executor, [failure = std::current_exception()] { std::rethrow_exception(failure); });
   }
-
- private:
-  Resume resume_;
-  int exceptions_ = std::uncaught_exceptions();
-};
+}
 
 // Deadlines of answered calls the queue may hold beyond the calls in flight (see complete()).
 constexpr std::size_t deadline_slack = 8;
@@ -308,7 +303,9 @@ void ClientCore::schedule_reconnect() {
 void ClientCore::set_transport(Transport transport) {
   if (transport == reported_transport_) return;
   reported_transport_ = transport;
-  if (options_.on_transport_change) options_.on_transport_change(transport);
+  if (options_.on_transport_change) {
+    run_user_code(strand_.executor(), [&] { options_.on_transport_change(transport); });
+  }
 }
 
 // ---- Calls ------------------------------------------------------------------------------------
@@ -405,7 +402,9 @@ void ClientCore::begin_call(std::uint64_t id, std::vector<std::byte>&& frame,
 
 void ClientCore::finish(PendingCallPtr&& call, const boost::system::error_code& error,
                         const EnvelopeView* reply) {
-  call.release()->complete(error, reply, strand_.executor(), !inside_entry_point_);
+  run_user_code(strand_.executor(), [&] {
+    call.release()->complete(error, reply, strand_.executor(), !inside_entry_point_);
+  });
 }
 
 void ClientCore::start_call(std::uint64_t id, std::vector<std::byte>&& frame,
@@ -598,13 +597,6 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
     const ClientCore* before;
     ~RestoreReplying() { replying_core = before; }
   } restore_replying{std::exchange(replying_core, this)};
-  const ResumeIfThrown resume([this] {
-    handling_replies_ = false;
-    asio::post(strand_.executor(),
-               [self = shared_from_this(), generation = connection_generation_] {
-                 if (generation == self->connection_generation_) self->on_read({}, 0);
-               });
-  });
   // A client destroyed in a completion closes at once: the rest of the read is left unread.
   EnvelopeView envelope;  // built once per read (88 bytes zeroed), reset by each parse
   while (tcp_connected_) {
@@ -637,7 +629,6 @@ void ClientCore::receive_datagram() {
         }
         // Refused (no one at the server's UDP port) or a datagram over the limit: the calls resend
         // or time out; keep listening.
-        const ResumeIfThrown resume([&self] { self->receive_datagram(); });
         EnvelopeView envelope;
         if (!error && bytes <= self->options_.max_datagram_bytes &&
             !parse_envelope(std::span(self->datagram_).first(bytes), envelope)) {
@@ -652,7 +643,7 @@ void ClientCore::on_envelope(const EnvelopeView& envelope) {
     static const std::string shutting_down = v1::ShuttingDown::default_instance().GetTypeName();
     if (envelope.type == shutting_down) server_draining_ = true;  // leave_if_drained() follows
     if (const auto handler = events_.find(envelope.type); handler != events_.end()) {
-      handler->second(envelope.payload);
+      run_user_code(strand_.executor(), [&] { handler->second(envelope.payload); });
     }
     return;
   }
@@ -818,9 +809,6 @@ void ClientCore::arm_deadline_timer() {
 
 void ClientCore::on_deadline_timer() {
   armed_for_ = Clock::time_point::max();
-  const ResumeIfThrown resume([this] {
-    asio::post(strand_.executor(), [self = shared_from_this()] { self->on_deadline_timer(); });
-  });
   const auto now = Clock::now();
   while (!deadlines_.empty() && deadlines_.top().first <= now) {
     const auto id = deadlines_.top().second;
@@ -872,7 +860,9 @@ void ClientCore::lose_tcp(boost::system::error_code reason) {
     if (!waiting.over_udp && !waiting.waiting_for_room) lost.push_back(id);
   });
   for (const auto id : lost) complete(id, reason, nullptr);
-  if (!closed_by_user_ && options_.on_disconnect) options_.on_disconnect(reason);
+  if (!closed_by_user_ && options_.on_disconnect) {
+    run_user_code(strand_.executor(), [&] { options_.on_disconnect(reason); });
+  }
   if (closed_by_user_) return;
   if (options_.transport == Transport::automatic && udp_ready_) {
     fall_back_to_udp();

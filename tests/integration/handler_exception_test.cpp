@@ -1,9 +1,14 @@
 // A completion handler that throws: the exception leaves io_context::run(), as an Asio handler's
-// does, and the client goes on when run() is called again: the replies read with the one whose
-// handler threw, later calls, the other calls that timed out, and UDP replies all complete.
+// does, and the client goes on: the replies read with the one whose handler threw, later calls,
+// the other calls that timed out, UDP replies, the other calls of a lost connection and the
+// reconnect all happen.
 #define BOOST_TEST_MODULE handler_exception
+#include <array>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/test/unit_test.hpp>
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -118,5 +123,101 @@ BOOST_AUTO_TEST_CASE(the_other_timeouts_complete_after_a_timeout_handler_throws)
   }
   BOOST_TEST_REQUIRE(threw);
   BOOST_TEST(timed_out == calls - 1);
+  BOOST_TEST(held.wait_until_holding(calls, generous));
   held.release();
+  server.stop();
+}
+
+// A server that reads the calls and closes the connection: the calls are lost, the first one's
+// handler throws, and still the other lost call completes, on_disconnect is told once and the
+// client connects again.
+BOOST_AUTO_TEST_CASE(a_lost_connection_ends_and_reconnects_after_a_handler_throws) {
+  asio::io_context io(1);
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+  int accepted = 0;
+  asio::ip::tcp::socket first_connection(io);
+  asio::ip::tcp::socket second_connection(io);  // kept open: the reconnect stays connected
+  std::array<char, 256> request_bytes{};
+  acceptor.async_accept(first_connection, [&](boost::system::error_code error) {
+    BOOST_TEST_REQUIRE(!error);
+    ++accepted;
+    // Closed once the calls have arrived: they are in flight, and lost with the connection.
+    first_connection.async_read_some(
+        asio::buffer(request_bytes), [&](boost::system::error_code, std::size_t) {
+          first_connection.close();
+          acceptor.async_accept(second_connection, [&](boost::system::error_code error) {
+            accepted += error ? 0 : 1;
+          });
+        });
+  });
+
+  auto options = options_over(msgframe::Transport::tcp);
+  options.reconnect = true;
+  options.reconnect_backoff_min = std::chrono::milliseconds(10);
+  int disconnects = 0;
+  options.on_disconnect = [&](boost::system::error_code reason) {
+    disconnects += reason == msgframe::error::connection_lost ? 1 : 0;
+  };
+  msgframe::Client client(io.get_executor(), options);
+  BOOST_TEST_REQUIRE(msgframe::test::connect_on(io, client, acceptor.local_endpoint().port()));
+
+  int lost = 0;
+  for (int call = 0; call < 2; ++call) {
+    client.async_call<v1::EchoResponse>(
+        echo_request("lost"), [&, call](boost::system::error_code error, v1::EchoResponse) {
+          if (call == 0) throw HandlerFailure();
+          lost += error == msgframe::error::connection_lost ? 1 : 0;
+        });
+  }
+  // Stops once the second connection is accepted, or after `generous`.
+  asio::steady_timer poll(io);
+  const auto done = [&] { return accepted == 2 && lost == 1 && disconnects == 1; };
+  std::function<void()> check = [&] {
+    if (done()) return io.stop();
+    poll.expires_after(std::chrono::milliseconds(5));
+    poll.async_wait([&](boost::system::error_code) { check(); });
+  };
+  check();
+  bool threw = false;
+  for (int run = 0; run < 2 && !(threw && done()); ++run) threw |= run_catching(io);
+  BOOST_TEST(threw);
+  BOOST_TEST(lost == 1);
+  BOOST_TEST(disconnects == 1);
+  BOOST_TEST(accepted == 2);
+}
+
+// close() with two calls in flight: the first one's handler throws, and still the second one
+// completes, with the close's reason.
+BOOST_AUTO_TEST_CASE(a_close_ends_every_call_after_a_handler_throws) {
+  msgframe::Server server(msgframe::test::loopback_options(1));
+  msgframe::test::HeldEcho held;
+  held.install(server.router());
+  BOOST_TEST_REQUIRE(!server.start());
+  asio::io_context io(1);
+  msgframe::Client client(io.get_executor(), options_over(msgframe::Transport::tcp));
+  BOOST_TEST_REQUIRE(msgframe::test::connect_on(io, client, server.port()));
+
+  int closed = 0;
+  for (int call = 0; call < 2; ++call) {
+    client.async_call<v1::EchoResponse>(
+        echo_request("held"), [&, call](boost::system::error_code error, v1::EchoResponse) {
+          if (call == 0) throw HandlerFailure();
+          closed += error == msgframe::error::connection_lost ? 1 : 0;
+          io.stop();
+        });
+  }
+  // Closed once the server holds both: both are in flight.
+  asio::steady_timer poll(io);
+  std::function<void()> close_once_held = [&] {
+    if (held.wait_until_holding(2, std::chrono::seconds(0))) return client.close();
+    poll.expires_after(std::chrono::milliseconds(5));
+    poll.async_wait([&](boost::system::error_code) { close_once_held(); });
+  };
+  close_once_held();
+  bool threw = false;
+  for (int run = 0; run < 2 && !(threw && closed == 1); ++run) threw |= run_catching(io);
+  BOOST_TEST(threw);
+  BOOST_TEST(closed == 1);
+  held.release();
+  server.stop();
 }
