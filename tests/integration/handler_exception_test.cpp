@@ -44,6 +44,25 @@ msgframe::ClientOptions options_over(msgframe::Transport transport) {
   return options;
 }
 
+// A server that holds every request until the end (HeldEcho), and a client connected to it on
+// `io`: calls that stay in flight.
+struct HeldCalls {
+  HeldCalls() {
+    echo.install(server.router());
+    BOOST_TEST_REQUIRE(!server.start());
+    BOOST_TEST_REQUIRE(msgframe::test::connect_on(io, client, server.port()));
+  }
+  ~HeldCalls() {
+    echo.release();
+    server.stop();
+  }
+
+  msgframe::test::HeldEcho echo;
+  msgframe::Server server{msgframe::test::loopback_options(1)};
+  asio::io_context io{1};
+  msgframe::Client client{io.get_executor(), options_over(msgframe::Transport::tcp)};
+};
+
 // Calls `calls` echoes at once, the first one's handler throwing; then, once run() has been left
 // by it, one call more. How many of the others, and of the one after, came back right.
 int answered_after_a_throw(msgframe::Transport transport) {
@@ -98,13 +117,9 @@ BOOST_AUTO_TEST_CASE(replies_over_udp_go_on_after_a_handler_throws) {
 
 // The server holds every request: the calls time out, and the first one's handler throws.
 BOOST_AUTO_TEST_CASE(the_other_timeouts_complete_after_a_timeout_handler_throws) {
-  msgframe::Server server(msgframe::test::loopback_options(1));
-  msgframe::test::HeldEcho held;
-  held.install(server.router());
-  BOOST_TEST_REQUIRE(!server.start());
-  asio::io_context io(1);
-  msgframe::Client client(io.get_executor(), options_over(msgframe::Transport::tcp));
-  BOOST_TEST_REQUIRE(msgframe::test::connect_on(io, client, server.port()));
+  HeldCalls held;
+  auto& io = held.io;
+  auto& client = held.client;
 
   constexpr int calls = 4;
   int timed_out = 0;
@@ -123,9 +138,7 @@ BOOST_AUTO_TEST_CASE(the_other_timeouts_complete_after_a_timeout_handler_throws)
   }
   BOOST_TEST_REQUIRE(threw);
   BOOST_TEST(timed_out == calls - 1);
-  BOOST_TEST(held.wait_until_holding(calls, generous));
-  held.release();
-  server.stop();
+  BOOST_TEST(held.echo.wait_until_holding(calls, generous));
 }
 
 // A server that reads the calls and closes the connection: the calls are lost, the first one's
@@ -189,13 +202,9 @@ BOOST_AUTO_TEST_CASE(a_lost_connection_ends_and_reconnects_after_a_handler_throw
 // close() with two calls in flight: the first one's handler throws, and still the second one
 // completes, with the close's reason.
 BOOST_AUTO_TEST_CASE(a_close_ends_every_call_after_a_handler_throws) {
-  msgframe::Server server(msgframe::test::loopback_options(1));
-  msgframe::test::HeldEcho held;
-  held.install(server.router());
-  BOOST_TEST_REQUIRE(!server.start());
-  asio::io_context io(1);
-  msgframe::Client client(io.get_executor(), options_over(msgframe::Transport::tcp));
-  BOOST_TEST_REQUIRE(msgframe::test::connect_on(io, client, server.port()));
+  HeldCalls held;
+  auto& io = held.io;
+  auto& client = held.client;
 
   int closed = 0;
   for (int call = 0; call < 2; ++call) {
@@ -209,7 +218,7 @@ BOOST_AUTO_TEST_CASE(a_close_ends_every_call_after_a_handler_throws) {
   // Closed once the server holds both: both are in flight.
   asio::steady_timer poll(io);
   std::function<void()> close_once_held = [&] {
-    if (held.wait_until_holding(2, std::chrono::seconds(0))) return client.close();
+    if (held.echo.wait_until_holding(2, std::chrono::seconds(0))) return client.close();
     poll.expires_after(std::chrono::milliseconds(5));
     poll.async_wait([&](boost::system::error_code) { close_once_held(); });
   };
@@ -218,6 +227,4 @@ BOOST_AUTO_TEST_CASE(a_close_ends_every_call_after_a_handler_throws) {
   for (int run = 0; run < 2 && !(threw && closed == 1); ++run) threw |= run_catching(io);
   BOOST_TEST(threw);
   BOOST_TEST(closed == 1);
-  held.release();
-  server.stop();
 }
