@@ -7,9 +7,9 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
-#include <exception>
 
 #include "envelope_frame.hpp"
+#include "msgframe/detail/user_code.hpp"
 #include "msgframe/v1/lifecycle.pb.h"
 #include "tls_context.hpp"
 #include "write_at_once.hpp"
@@ -51,20 +51,6 @@ constexpr std::size_t max_coalesced_bytes = 8 * 1024;
 constexpr std::size_t coalesced_room_bytes = 1024;
 constexpr std::size_t max_small_buffers = 4;
 constexpr std::size_t max_small_pool_bytes = 16 * 1024;
-
-// Runs user code (a completion handler, an event handler, a callback) inside the client's own
-// work. An exception it throws is thrown again from a step posted to `executor`: it still leaves
-// io_context::run(), as one from any handler does, but only once the work around it is done (the
-// rest of a read's replies and the next read, the other calls of a lost connection and the
-// reconnect, a close), so that the client goes on when run() is called again.
-template <class Executor, class UserCode>
-void run_user_code(const Executor& executor, UserCode&& code) {
-  try {
-    std::forward<UserCode>(code)();
-  } catch (...) {
-    asio::post(executor, [failure = std::current_exception()] { std::rethrow_exception(failure); });
-  }
-}
 
 // Deadlines of answered calls the queue may hold beyond the calls in flight (see complete()).
 constexpr std::size_t deadline_slack = 8;
@@ -400,11 +386,13 @@ void ClientCore::begin_call(std::uint64_t id, std::vector<std::byte>&& frame,
   start_call(id, std::move(frame), now + timeout, std::move(call));
 }
 
-void ClientCore::finish(PendingCallPtr&& call, const boost::system::error_code& error,
-                        const EnvelopeView* reply) {
-  run_user_code(strand_.executor(), [&] {
+inline void ClientCore::finish(PendingCallPtr&& call, const boost::system::error_code& error,
+                               const EnvelopeView* reply) {
+  try {
     call.release()->complete(error, reply, strand_.executor(), !inside_entry_point_);
-  });
+  } catch (...) {
+    throw_later(strand_.executor(), std::current_exception());
+  }
 }
 
 void ClientCore::start_call(std::uint64_t id, std::vector<std::byte>&& frame,
