@@ -85,13 +85,16 @@ class ThreadReaper {
 
 Client::Client(boost::asio::any_io_executor executor, ClientOptions options)
     : options_(options),
+      call_timeout_(options.call_timeout),
       core_(std::make_shared<detail::ClientCore>(executor, validated(options),
                                                  options.executor_is_single_threaded)) {
   ThreadReaper::join_finished_elsewhere();
 }
 
 Client::Client(ClientOptions options)
-    : options_(options), own_context_(std::make_shared<boost::asio::io_context>(1)) {
+    : options_(options),
+      own_context_(std::make_shared<boost::asio::io_context>(1)),
+      call_timeout_(options.call_timeout) {
   ThreadReaper::join_finished_elsewhere();
   // Its one thread is the strand.
   core_ =

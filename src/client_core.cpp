@@ -25,12 +25,6 @@ namespace {
 // The protocol's prefix is 4 bytes: a frame less its prefix is the datagram.
 constexpr std::size_t frame_prefix_bytes = 4;
 
-// What the connection keeps of its read buffer (and TLS write buffer) once traffic is quiet: a
-// large reply once does not pin its size for the life of the client.
-std::size_t retained_buffer_bytes(const ClientOptions& options) {
-  return std::max<std::size_t>(4 * options.read_bytes, 256 * 1024);
-}
-
 // How often a connection with large buffers looks whether it can give them back: not after
 // every message, which would make a stream of large replies allocate a buffer for each.
 constexpr std::chrono::seconds trim_interval{1};
@@ -74,6 +68,10 @@ ClientCore::ClientCore(const asio::any_io_executor& executor, const ClientOption
       socket_(strand_.executor()),
       decoder_(protocol_framing(options.max_frame_bytes)),
       encoder_(protocol_framing(options.max_frame_bytes)),
+      max_pending_calls_(options.max_pending_calls),
+      read_bytes_(options.read_bytes),
+      retained_buffer_bytes_(std::max<std::size_t>(4 * options.read_bytes, 256 * 1024)),
+      wait_for_room_(options.wait_for_room),
       tls_(options.tls
                ? std::make_unique<Tls>(Tls{
                      make_client_tls_context(*options.tls), options.tls->server_name, nullptr, {}})
@@ -337,7 +335,7 @@ void ClientCore::start_call_on_strand(std::uint64_t id, const OutgoingEnvelope& 
   const std::size_t size = envelope_size(envelope);
   const bool small = size + max_length_prefix_bytes < min_pooled_frame_bytes;
   if (!small || size > encoder_.options().max_frame_bytes || !tcp_connected_ || server_draining_ ||
-      calls_in_flight_ >= options_.max_pending_calls || !waiting_for_room_.empty()) {
+      calls_in_flight_ >= max_pending_calls_ || calls_wait_for_room()) {
     auto frame = take_frame_buffer();
     const auto encoded = append_envelope_frame(frame, encoder_, envelope, size);
     return begin_call(id, std::move(frame), encoded, timeout, std::move(call));
@@ -397,10 +395,10 @@ inline void ClientCore::finish(PendingCallPtr&& call, const boost::system::error
 
 void ClientCore::start_call(std::uint64_t id, std::vector<std::byte>&& frame,
                             Clock::time_point deadline, PendingCallPtr&& call) {
-  if (calls_in_flight_ < options_.max_pending_calls && waiting_for_room_.empty()) {
+  if (calls_in_flight_ < max_pending_calls_ && !calls_wait_for_room()) {
     return send_call(id, std::move(frame), deadline, std::move(call));
   }
-  if (!options_.wait_for_room) {
+  if (!wait_for_room_) {
     return finish(std::move(call), msgframe::error::too_many_pending_calls, nullptr);
   }
   pending_.emplace(id, Waiting{.call = std::move(call),
@@ -414,7 +412,7 @@ void ClientCore::start_call(std::uint64_t id, std::vector<std::byte>&& frame,
 // Room was made: the calls waiting for it go out, oldest first (those that timed out while
 // waiting are gone from pending_).
 void ClientCore::start_calls_waiting_for_room() {
-  while (calls_in_flight_ < options_.max_pending_calls && !waiting_for_room_.empty()) {
+  while (calls_in_flight_ < max_pending_calls_ && calls_wait_for_room()) {
     const auto id = waiting_for_room_.front();
     waiting_for_room_.pop_front();
     auto* found = pending_.find(id);
@@ -545,7 +543,7 @@ void ClientCore::on_written(const boost::system::error_code& error) {
 // already read from the socket).
 void ClientCore::read() {
   if (!tls_ && decoder_.pending_bytes() == 0 &&
-      decoder_.buffer_capacity() > retained_buffer_bytes(options_)) {
+      decoder_.buffer_capacity() > retained_buffer_bytes_) {
     waiting_readable_ = true;
     socket_.async_wait(tcp::socket::wait_read,
                        [self = shared_from_this(), generation = connection_generation_](
@@ -561,7 +559,7 @@ void ClientCore::read() {
 }
 
 void ClientCore::read_into_buffer() {
-  const auto space = decoder_.prepare(options_.read_bytes);
+  const auto space = decoder_.prepare(read_bytes_);
   const auto buffer = asio::buffer(space.data(), space.size());
   auto handler = [self = shared_from_this(), generation = connection_generation_](
                      const boost::system::error_code& error, std::size_t bytes) {
@@ -597,7 +595,7 @@ void ClientCore::on_read(const boost::system::error_code& error, std::size_t byt
   if (decoder_.error()) return lose_tcp(decoder_.error());
   if (trim_read_buffer_due_) {
     trim_read_buffer_due_ = false;
-    decoder_.release_if_empty(retained_buffer_bytes(options_));
+    decoder_.release_if_empty(retained_buffer_bytes_);
   }
   trim_buffers_later();
   leave_if_drained();
@@ -656,7 +654,7 @@ void ClientCore::complete(std::uint64_t id, const boost::system::error_code& err
   if (deadlines_.size() > 2 * pending_.size() + deadline_slack) forget_answered_deadlines();
   if (was_sent) {
     --calls_in_flight_;
-    if (!waiting_for_room_.empty()) start_calls_waiting_for_room();
+    if (calls_wait_for_room()) start_calls_waiting_for_room();
   }
   finish(std::move(call), error, reply);
 }
@@ -692,7 +690,7 @@ std::vector<std::byte> ClientCore::take_frame_buffer() {
 // pool until it is full. After a quiet look at the buffers (trim_buffers), the first sent batch
 // keeps none over retained_buffer_bytes: a large buffer out with a request then is not kept either.
 void ClientCore::recycle_frame_buffers(std::vector<std::vector<std::byte>>& sent) {
-  const auto keep = retained_buffer_bytes(options_);
+  const auto keep = retained_buffer_bytes_;
   const bool keep_large = !drop_large_frame_buffers_;
   drop_large_frame_buffers_ = false;
   bool any_large = false;
@@ -750,7 +748,7 @@ std::size_t ClientCore::frame_pool_bytes() const {
 }
 
 void ClientCore::trim_buffers_later() {
-  const auto keep = retained_buffer_bytes(options_);
+  const auto keep = retained_buffer_bytes_;
   const bool large = decoder_.buffer_capacity() > keep || frame_pool_bytes() > keep ||
                      (tls_ && tls_->write_buffer && tls_->write_buffer->capacity() > keep);
   if (trim_timer_armed_ || !large) return;
@@ -763,7 +761,7 @@ void ClientCore::trim_buffers_later() {
 }
 
 void ClientCore::trim_buffers() {
-  const auto keep = retained_buffer_bytes(options_);
+  const auto keep = retained_buffer_bytes_;
   // A read in progress (or, with TLS, one of a lost connection still finishing) writes into the
   // read buffer: then the end of the next read frees it.
   if (waiting_readable_) {

@@ -211,7 +211,7 @@ class Client {
                      Token&& token) {
     using Signature = typename Reply::Signature;
     const std::uint64_t id = core_->next_call_id();
-    const auto timeout = options.timeout.count() > 0 ? options.timeout : options_.call_timeout;
+    const auto timeout = options.timeout.count() > 0 ? options.timeout : call_timeout_;
     const OutgoingEnvelope envelope{id, v1::KIND_REQUEST, detail::type_name_of<Request>(), &request,
                                     nullptr};
     if constexpr (detail::starts_at_once<Token, Signature>::value) {
@@ -252,6 +252,8 @@ class Client {
   std::shared_ptr<boost::asio::io_context> own_context_;  // shared with own_thread_
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> own_work_;
   std::thread own_thread_;
+  // options_.call_timeout, beside core_: every call reads both.
+  const std::chrono::milliseconds call_timeout_;
   std::shared_ptr<detail::ClientCore> core_;
 };
 

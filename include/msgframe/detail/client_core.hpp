@@ -164,6 +164,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   void send_call(std::uint64_t id, std::vector<std::byte>&& frame, Clock::time_point deadline,
                  PendingCallPtr&& call);
   void start_calls_waiting_for_room();
+  // Whether calls wait unsent for room: never without wait_for_room, which is read first, beside
+  // the state every call touches (the deque lies lines further on).
+  bool calls_wait_for_room() const noexcept { return wait_for_room_ && !waiting_for_room_.empty(); }
 
   void read();
   void read_into_buffer();
@@ -197,6 +200,13 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   boost::asio::ip::tcp::socket socket_;
   FrameDecoder decoder_;
   const FrameEncoder encoder_;
+  // The options every call reads, here beside the rest: options_ lies lines further on.
+  const std::size_t max_pending_calls_;
+  const std::size_t read_bytes_;
+  // What a quiet connection keeps of its read buffer (and TLS write buffer): a large reply once
+  // does not pin its size for the life of the client.
+  const std::size_t retained_buffer_bytes_;
+  const bool wait_for_room_;
   CallTable<Waiting> pending_;
   // Deadlines and resend times, earliest first; entries of calls already completed are dropped
   // when they reach the top.
@@ -232,18 +242,6 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   // calls on it are answered.
   bool server_draining_ = false;
   bool drop_large_frame_buffers_ = false;  // strand: see recycle_frame_buffers()
-  // Frames for the next write, in order: large ones in the buffers the callers serialized them
-  // into, small ones copied together (see send()).
-  std::vector<std::vector<std::byte>> queued_;
-  std::vector<std::vector<std::byte>> sending_;
-  std::vector<boost::asio::const_buffer> send_buffers_;
-  // Buffers of small frames, for take_frame_buffer() on the strand (strand only): at most
-  // max_small_buffers, max_small_pool_bytes in all.
-  std::vector<std::vector<std::byte>> small_buffers_;
-  std::size_t small_buffers_bytes_ = 0;
-  std::atomic<std::size_t> frame_pool_size_{0};  // frame_pool_'s size, to skip the lock if empty
-  std::deque<std::uint64_t> waiting_for_room_;   // in pending_ (unless timed out), oldest first
-
   // Counted on the strand, read by stats() on any thread: a plain load and store, not a locked
   // add, which waits for every store before it to drain (a call's frame, just written: ~7 ns).
   class StrandCounter {
@@ -264,6 +262,18 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     StrandCounter tcp_reconnects;
     StrandCounter writes_deferred;
   } counters_;
+
+  // Frames for the next write, in order: large ones in the buffers the callers serialized them
+  // into, small ones copied together (see send()).
+  std::vector<std::vector<std::byte>> queued_;
+  std::vector<std::vector<std::byte>> sending_;
+  std::vector<boost::asio::const_buffer> send_buffers_;
+  // Buffers of small frames, for take_frame_buffer() on the strand (strand only): at most
+  // max_small_buffers, max_small_pool_bytes in all.
+  std::vector<std::vector<std::byte>> small_buffers_;
+  std::size_t small_buffers_bytes_ = 0;
+  std::atomic<std::size_t> frame_pool_size_{0};  // frame_pool_'s size, to skip the lock if empty
+  std::deque<std::uint64_t> waiting_for_room_;   // in pending_ (unless timed out), oldest first
 
   const ClientOptions options_;
   boost::asio::ip::udp::socket udp_socket_;
