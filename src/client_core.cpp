@@ -9,9 +9,9 @@
 #include <boost/asio/write.hpp>
 
 #include "envelope_frame.hpp"
-#include "msgframe/detail/user_code.hpp"
 #include "msgframe/v1/lifecycle.pb.h"
 #include "tls_context.hpp"
+#include "user_code.hpp"
 #include "write_at_once.hpp"
 
 namespace msgframe::detail {

@@ -141,10 +141,12 @@ BOOST_AUTO_TEST_CASE(the_other_timeouts_complete_after_a_timeout_handler_throws)
   BOOST_TEST(held.echo.wait_until_holding(calls, generous));
 }
 
-// A server that reads the calls and closes the connection: the calls are lost, the first one's
-// handler throws, and still the other lost call completes, on_disconnect is told once and the
-// client connects again.
-BOOST_AUTO_TEST_CASE(a_lost_connection_ends_and_reconnects_after_a_handler_throws) {
+// A server that reads the calls and closes the connection: the calls are lost, and one of the
+// user's handlers throws (`thrower`: the first lost call's, or on_disconnect). Still the other lost
+// call completes, on_disconnect is told once and the client connects again.
+enum class Thrower { lost_call, on_disconnect };
+
+void lost_connection_goes_on_after(Thrower thrower) {
   asio::io_context io(1);
   asio::ip::tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
   int accepted = 0;
@@ -170,21 +172,23 @@ BOOST_AUTO_TEST_CASE(a_lost_connection_ends_and_reconnects_after_a_handler_throw
   int disconnects = 0;
   options.on_disconnect = [&](boost::system::error_code reason) {
     disconnects += reason == msgframe::error::connection_lost ? 1 : 0;
+    if (thrower == Thrower::on_disconnect) throw HandlerFailure();
   };
   msgframe::Client client(io.get_executor(), options);
   BOOST_TEST_REQUIRE(msgframe::test::connect_on(io, client, acceptor.local_endpoint().port()));
 
   int lost = 0;
+  const int expected_lost = thrower == Thrower::lost_call ? 1 : 2;
   for (int call = 0; call < 2; ++call) {
     client.async_call<v1::EchoResponse>(
         echo_request("lost"), [&, call](boost::system::error_code error, v1::EchoResponse) {
-          if (call == 0) throw HandlerFailure();
+          if (call == 0 && thrower == Thrower::lost_call) throw HandlerFailure();
           lost += error == msgframe::error::connection_lost ? 1 : 0;
         });
   }
   // Stops once the second connection is accepted, or after `generous`.
   asio::steady_timer poll(io);
-  const auto done = [&] { return accepted == 2 && lost == 1 && disconnects == 1; };
+  const auto done = [&] { return accepted == 2 && lost == expected_lost && disconnects == 1; };
   std::function<void()> check = [&] {
     if (done()) return io.stop();
     poll.expires_after(std::chrono::milliseconds(5));
@@ -194,9 +198,17 @@ BOOST_AUTO_TEST_CASE(a_lost_connection_ends_and_reconnects_after_a_handler_throw
   bool threw = false;
   for (int run = 0; run < 2 && !(threw && done()); ++run) threw |= run_catching(io);
   BOOST_TEST(threw);
-  BOOST_TEST(lost == 1);
+  BOOST_TEST(lost == expected_lost);
   BOOST_TEST(disconnects == 1);
   BOOST_TEST(accepted == 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_lost_connection_ends_and_reconnects_after_a_handler_throws) {
+  lost_connection_goes_on_after(Thrower::lost_call);
+}
+
+BOOST_AUTO_TEST_CASE(the_client_reconnects_after_on_disconnect_throws) {
+  lost_connection_goes_on_after(Thrower::on_disconnect);
 }
 
 // close() with two calls in flight: the first one's handler throws, and still the second one

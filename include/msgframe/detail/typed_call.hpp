@@ -47,10 +47,12 @@ struct starts_at_once<
 // call: the store cannot forward to it).
 inline constexpr msgframe::error no_failure{};
 
-// Parses `reply` into `response`; the failure, if it is not a response of that type.
+// Parses `reply` into `response`; the failure, if it is not a response of that type. Inlined:
+// GCC put it out of line once a try came around its caller, 13 instructions a call more.
 template <class Response>
-msgframe::error read_reply(const EnvelopeView& reply, Response& response,
-                           std::string* error_message) {
+[[gnu::always_inline]] inline msgframe::error read_reply(const EnvelopeView& reply,
+                                                         Response& response,
+                                                         std::string* error_message) {
   if (reply.kind == v1::KIND_ERROR) {
     const int code = reply.error ? reply.error->code() : 0;
     if (error_message != nullptr && reply.error) *error_message = reply.error->message();
@@ -138,7 +140,7 @@ class TypedCall final : public PendingCall {
   void complete(const boost::system::error_code& error, const EnvelopeView* reply,
                 const boost::asio::any_io_executor& client_executor, bool may_run_inline) override {
     if constexpr (Reply::into_target) {
-      const auto failure = parse(error, reply, *reply_.target);
+      const auto failure = parse_or_free(error, reply, *reply_.target);
       // Nothing of an earlier reply, or half a one.
       if (error || failure != no_failure) reply_.target->Clear();
       if (failure != no_failure) {
@@ -147,7 +149,7 @@ class TypedCall final : public PendingCall {
       deliver(client_executor, may_run_inline, error);
     } else {
       typename Reply::Response response;
-      const auto failure = parse(error, reply, response);
+      const auto failure = parse_or_free(error, reply, response);
       if (failure != no_failure) {
         return deliver(client_executor, may_run_inline, make_error_code(failure),
                        std::move(response));
@@ -163,6 +165,18 @@ class TypedCall final : public PendingCall {
                         typename Reply::Response& response) const {
     if (error || reply == nullptr) return no_failure;
     return read_reply(*reply, response, error_message_);
+  }
+
+  // As parse(); if that throws (out of memory), the call is freed first, its handler with it:
+  // nothing else would free it.
+  msgframe::error parse_or_free(const boost::system::error_code& error, const EnvelopeView* reply,
+                                typename Reply::Response& response) {
+    try {
+      return parse(error, reply, response);
+    } catch (...) {
+      free(allocator_of(handler_));
+      throw;
+    }
   }
 
   // Frees the call, then runs the handler with `results`: the handler may start the next call in

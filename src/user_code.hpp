@@ -1,5 +1,5 @@
 // Running user code (a completion handler, an event handler, a callback) inside the client's own
-// work (not for users).
+// work.
 #pragma once
 
 #include <boost/asio/post.hpp>
